@@ -1,0 +1,193 @@
+"""The one entry point: ``python -m fourfold experiment=<paper>/<preset> [key=value ...]``.
+
+The composed config names its task (``cfg.task``, a dotted path to a function). The CLI imports it, calls
+it with the config, and writes the flat dict of numbers it returns to ``metrics.json`` in the run folder,
+next to Hydra's saved config. A task that raises leaves ``error.txt`` instead.
+"""
+
+import importlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from fourfold.core.environment import configure_environment
+from fourfold.core.runs import current_run_dir, validate_metrics, write_error, write_metrics
+
+# The config tree lives at the repository root (conf/); FOURFOLD_CONF points elsewhere for other layouts.
+CONF_DIR = Path(os.environ.get("FOURFOLD_CONF") or Path(__file__).resolve().parents[3] / "conf")
+
+log = logging.getLogger("fourfold")
+
+
+class UsageError(ValueError):
+    """A command line or config that cannot run; the message says what to change."""
+
+
+def resolve_task(dotted: str) -> Callable[[DictConfig], dict]:
+    """Import ``package.module.function`` and return the function."""
+    module_name, _, attr = str(dotted).rpartition(".")
+    if not module_name:
+        raise UsageError(f"task must be a dotted path like 'fourfold.scoring.run.main', got {dotted!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise UsageError(f"task {dotted!r}: cannot import module {module_name!r} ({err})") from err
+    task = getattr(module, attr, None)
+    if not callable(task):
+        raise UsageError(f"task {dotted!r}: module {module_name!r} has no function {attr!r}")
+    return task
+
+
+def run_task(cfg: DictConfig) -> dict[str, float]:
+    """Call the configured task and record its metrics (or its traceback) in the current run folder."""
+    run_dir = current_run_dir()
+    try:
+        task = resolve_task(cfg.task)
+        metrics = validate_metrics(task(cfg))
+    except BaseException:
+        write_error(run_dir, traceback.format_exc())
+        raise
+    path = write_metrics(run_dir, metrics)
+    log.info("metrics written to %s", path)
+    return metrics
+
+
+def _is_group(key: str) -> bool:
+    return "/" in key or (CONF_DIR / key).is_dir()
+
+
+def available_presets(search_dirs: Sequence[Path] = ()) -> list[str]:
+    """Every ``<paper>/<preset>`` under ``conf/experiment`` (and ``experiment/`` of extra search dirs)."""
+    presets = set()
+    for root in [CONF_DIR, *search_dirs]:
+        base = Path(root) / "experiment"
+        presets.update(p.relative_to(base).with_suffix("").as_posix() for p in base.glob("**/*.yaml"))
+    return sorted(presets)
+
+
+def _preset_listing(search_dirs: Sequence[Path]) -> str:
+    presets = available_presets(search_dirs)
+    return "\n".join(f"  experiment={p}" for p in presets) if presets else "  (none yet)"
+
+
+def _search_dirs(parsed) -> list[Path]:
+    dirs = []
+    for override in parsed:
+        if override.key_or_group == "hydra.searchpath":
+            value = override.value()
+            for entry in value if isinstance(value, list) else [value]:
+                if str(entry).startswith("file://"):
+                    dirs.append(Path(str(entry)[len("file://") :]))
+    return dirs
+
+
+def check_command_line(args: Sequence[str]) -> None:
+    """Fail early, listing the valid choices, on a missing or unknown preset or an unknown config key.
+
+    Hydra does not list nested presets (``experiment=<paper>/<preset>``) and only says "not in struct"
+    for a misspelt key, so this checks both against the config tree first. Keys added on purpose
+    (``+key=value``) and Hydra's own settings are left alone; syntax errors are left to Hydra.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    tokens = [a for a in args if not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(tokens)
+    except Exception:
+        return
+    search_dirs = _search_dirs(parsed)
+    experiments = [o for o in parsed if o.key_or_group == "experiment"]
+    if not experiments:
+        raise UsageError(f"choose an experiment preset, one of:\n{_preset_listing(search_dirs)}")
+    valid = available_presets(search_dirs)
+    for override in experiments:
+        choices = (
+            list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+        )
+        for choice in choices:
+            if choice not in valid:
+                raise UsageError(
+                    f"unknown experiment '{choice}'. Valid presets:\n{_preset_listing(search_dirs)}"
+                )
+
+    compose_overrides, value_overrides = [], []
+    for override in parsed:
+        key = override.key_or_group
+        first = next(override.sweep_string_iterator()) if override.is_sweep_override() else None
+        line = f"{key}={first}" if first is not None else override.input_line
+        if key.startswith("hydra.searchpath") or _is_group(key):
+            compose_overrides.append(line)
+        elif not (
+            key.startswith("hydra") or override.is_add() or override.is_force_add() or override.is_delete()
+        ):
+            value_overrides.append((key, override.input_line))
+    if not value_overrides:
+        return
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=compose_overrides)
+    except Exception:
+        return  # an unknown group option: Hydra's own message lists the choices
+    finally:
+        GlobalHydra.instance().clear()
+    missing = object()
+    for key, line in value_overrides:
+        if OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is missing:
+            parent_key, _, _ = key.rpartition(".")
+            parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+            where = f"under '{parent_key}'" if parent_key else "at the top level"
+            keys = ", ".join(sorted(map(str, parent.keys()))) if isinstance(parent, DictConfig) else "(none)"
+            raise UsageError(
+                f"unknown config key '{key}' in override '{line}'.\n"
+                f"Valid keys {where}: {keys}\n"
+                f"To add a new key on purpose, write +{line}"
+            )
+
+
+USAGE = """usage: python -m fourfold experiment=<paper>/<preset> [key=value ...]
+       python -m fourfold -m experiment=<paper>/<preset> seed=0,1,2 hydra/launcher=local
+
+Runs one experiment preset; writes runs/<paper>/<preset>/<timestamp>/ with the exact config
+(.hydra/config.yaml), metrics.json, logs and checkpoints.
+
+Presets:
+{presets}
+
+Options:
+  -m, --multirun     sweep over comma-separated values (seed=0,1,2), one run folder each
+  --cfg job          print the composed config instead of running (with experiment=...)
+  --help             this text; with experiment=... Hydra's help for that preset
+  --hydra-help       Hydra's own options
+Every knob of a paper is in conf/<paper>/base.yaml; trainer=cpu|gpu|ddp picks the Lightning setup.
+"""
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> dict[str, float]:
+    configure_environment()
+    return run_task(cfg)
+
+
+def main() -> None:
+    """Console entry point (``fourfold`` and ``python -m fourfold``)."""
+    configure_environment()
+    args = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in args) and not any(a.startswith("experiment=") for a in args):
+        print(USAGE.format(presets=_preset_listing([])))
+        return
+    try:
+        if not any(a in ("--hydra-help", "--info", "--version") or a.startswith("--info") for a in args):
+            check_command_line(args)
+    except UsageError as err:
+        print(f"fourfold: {err}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()

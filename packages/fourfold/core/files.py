@@ -1,0 +1,46 @@
+"""Atomic file writes: a reader never sees half a file, and a crash never leaves one behind."""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` only if the block succeeds.
+
+    The temporary file keeps the target's suffix (or ``suffix``) so libraries that pick a format from
+    the extension (matplotlib, ffmpeg, numpy) still do the right thing.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=suffix or target.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``target`` atomically and return the target path."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically and return the target path."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def atomic_write_json(target: str | os.PathLike, obj: object) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    return atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")

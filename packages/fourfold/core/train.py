@@ -1,0 +1,106 @@
+"""The one training loop: every gradient-descent model in the project trains through ``fit``.
+
+``fit`` builds the only ``lightning.Trainer`` from ``cfg.trainer`` (Trainer keyword arguments: device,
+precision, strategy ...) plus the budget the paper asks for, logs to ``logs/version_<n>/metrics.csv`` in the
+run folder, checkpoints
+``last.ckpt`` there and, when that file exists, resumes from it. Modules with manual optimisation (RL)
+go through the same function.
+"""
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fourfold.core.environment import configure_environment
+from fourfold.core.seeding import seed_everything
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint ``fit`` would resume from in ``run_dir``, or None."""
+    path = Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+    return path if path.is_file() else None
+
+
+def fit(
+    module,
+    train_dataloaders,
+    val_dataloaders=None,
+    *,
+    trainer_cfg: Mapping[str, Any],
+    run_dir: str | Path,
+    max_epochs: int | None = None,
+    max_steps: int = -1,
+    seed: int | None = None,
+    resume: bool = True,
+    monitor: str | None = None,
+    monitor_mode: str = "min",
+    checkpoint_every_n_steps: int | None = None,
+    callbacks: Iterable = (),
+    **trainer_overrides: Any,
+) -> dict[str, float]:
+    """Train ``module`` (a LightningModule) in place and return its final logged metrics.
+
+    Args:
+        trainer_cfg: Trainer keyword arguments, usually ``cfg.trainer`` (a DictConfig is fine).
+        run_dir: where ``logs/`` and ``checkpoints/`` go.
+        max_epochs, max_steps: the training budget (the paper's knob, not the trainer's).
+        seed: seeds every generator before the Trainer is built (None leaves seeding to the caller).
+        resume: continue from ``run_dir/checkpoints/last.ckpt`` when it exists.
+        monitor: a logged metric to keep the best checkpoint of (``best.ckpt``), besides ``last.ckpt``.
+        checkpoint_every_n_steps: checkpoint every n optimiser steps instead of every epoch.
+        trainer_overrides: extra Trainer arguments that win over ``trainer_cfg`` (tests, callbacks' needs).
+
+    Returns:
+        ``trainer.callback_metrics`` as floats, plus ``epoch`` and ``global_step`` reached.
+    """
+    configure_environment()
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from omegaconf import DictConfig, OmegaConf
+
+    if seed is not None:
+        seed_everything(seed)
+    if isinstance(trainer_cfg, DictConfig):
+        trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
+    run_dir = Path(run_dir)
+    checkpoints = [
+        ModelCheckpoint(
+            dirpath=run_dir / CHECKPOINT_DIR,
+            filename="best" if monitor else "last",
+            monitor=monitor,
+            mode=monitor_mode,
+            save_top_k=1 if monitor else 0,
+            save_last=True,
+            every_n_train_steps=checkpoint_every_n_steps,
+            enable_version_counter=False,
+        )
+    ]
+    kwargs = {**dict(trainer_cfg), **trainer_overrides}
+    trainer = L.Trainer(
+        **kwargs,
+        default_root_dir=run_dir,
+        # A new logs/version_<n>/ per attempt: a resumed run keeps the earlier attempt's metrics.csv.
+        logger=CSVLogger(run_dir, name="logs"),
+        callbacks=[*checkpoints, *callbacks],
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+    )
+    resume_from = last_checkpoint(run_dir) if resume else None
+    # Our own checkpoints hold optimiser state, not only tensors: Lightning needs weights_only=False.
+    trainer.fit(
+        module,
+        train_dataloaders,
+        val_dataloaders,
+        ckpt_path=str(resume_from) if resume_from else None,
+        weights_only=False if resume_from else None,
+    )
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
+    }
+    metrics["epoch"] = float(trainer.current_epoch)
+    metrics["global_step"] = float(trainer.global_step)
+    return metrics

@@ -1,0 +1,43 @@
+"""Every preset composes, names its task, and starts with the command that runs it."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from fourfold.core.cli import CONF_DIR, available_presets, resolve_task
+
+PRESETS = available_presets()
+PAPERS = ("scoring", "hierarchical", "critical", "faceblur")
+
+
+def test_presets_belong_to_papers():
+    for preset in PRESETS:
+        assert preset.split("/")[0] in PAPERS, f"{preset} is not under a paper's folder"
+
+
+@pytest.mark.parametrize("preset", PRESETS or [pytest.param(None, marks=pytest.mark.skip("no preset yet"))])
+def test_preset_composes(preset):
+    path = CONF_DIR / "experiment" / f"{preset}.yaml"
+    lines = path.read_text().splitlines()
+    first_comments = [line for line in lines if line.startswith("#") and "@package" not in line]
+    assert first_comments and "python -m fourfold experiment=" + preset in first_comments[0], (
+        f"{path}: the first comment line must be the command that runs it, its runtime and hardware"
+    )
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={preset}"], return_hydra_config=True)
+    assert f"{cfg.paper}/{cfg.preset}" == preset
+    assert callable(resolve_task(cfg.task))
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+def test_trainer_configs_are_trainer_kwargs(trainer):
+    import inspect
+
+    import lightning as L
+
+    cfg = OmegaConf.load(Path(CONF_DIR) / "trainer" / f"{trainer}.yaml")
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters)
+    assert set(cfg.keys()) <= accepted, set(cfg.keys()) - accepted
