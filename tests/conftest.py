@@ -8,6 +8,8 @@ from fourfold.core.environment import configure_environment
 
 configure_environment()
 
+pytest_plugins = ["pytester"]  # lets tests/core check this conftest's own network guard
+
 _NETWORK_FAMILIES = {socket.AF_INET, socket.AF_INET6}
 
 
@@ -47,7 +49,7 @@ def forbid_network(monkeypatch):
     )
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: refuse(f"getaddrinfo({host!r})"))
     monkeypatch.setattr(socket, "gethostbyname", lambda host: refuse(f"gethostbyname({host!r})"))
-    yield
+    yield attempts  # a test that provokes an attempt on purpose clears this list
     if attempts:
         pytest.fail(f"test tried to use the network: {attempts}")
 
