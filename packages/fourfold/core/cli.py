@@ -58,8 +58,9 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _is_group(key: str) -> bool:
-    return "/" in key or (CONF_DIR / key).is_dir()
+def _is_group(key: str, search_dirs: Sequence[Path] = ()) -> bool:
+    roots = [CONF_DIR, *search_dirs]
+    return key == "experiment" or "/" in key or any((Path(root) / key).is_dir() for root in roots)
 
 
 def available_presets(search_dirs: Sequence[Path] = ()) -> list[str]:
@@ -123,7 +124,7 @@ def check_command_line(args: Sequence[str]) -> None:
         key = override.key_or_group
         first = next(override.sweep_string_iterator()) if override.is_sweep_override() else None
         line = f"{key}={first}" if first is not None else override.input_line
-        if key.startswith("hydra.searchpath") or _is_group(key):
+        if key.startswith("hydra.searchpath") or _is_group(key, search_dirs):
             compose_overrides.append(line)
         elif not (
             key.startswith("hydra") or override.is_add() or override.is_force_add() or override.is_delete()
