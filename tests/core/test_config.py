@@ -41,3 +41,20 @@ def test_trainer_configs_are_trainer_kwargs(trainer):
     cfg = OmegaConf.load(Path(CONF_DIR) / "trainer" / f"{trainer}.yaml")
     accepted = set(inspect.signature(L.Trainer.__init__).parameters)
     assert set(cfg.keys()) <= accepted, set(cfg.keys()) - accepted
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm"])
+def test_launcher_configs_compose(launcher):
+    here = Path(__file__).parent / "conf"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                "experiment=demo/quick",
+                f"hydra.searchpath=[file://{here}]",
+                f"hydra/launcher={launcher}",
+            ],
+            return_hydra_config=True,
+        )
+    target = cfg.hydra.launcher._target_
+    assert target.endswith("JoblibLauncher" if launcher == "local" else "SlurmLauncher")
