@@ -1,6 +1,7 @@
 """fit() trains a tiny LightningModule, logs to CSV, checkpoints, and resumes from the last checkpoint."""
 
 import lightning as L
+import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -84,3 +85,26 @@ def test_fit_is_seeded(tmp_path):
         fit(module, loader(), trainer_cfg=TRAINER, run_dir=tmp_path / name, max_epochs=1, seed=1)
         weights.append(module.layer.weight.detach().clone())
     assert torch.equal(weights[0], weights[1])
+
+
+@pytest.mark.gpu
+def test_fit_on_gpu_with_the_gpu_trainer_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    from fourfold.core.cli import CONF_DIR
+
+    trainer_cfg = OmegaConf.load(CONF_DIR / "trainer" / "gpu.yaml")
+    torch.manual_seed(0)
+    module, data = LinearRegression(), loader()
+    before = initial_loss(module, data)
+    metrics = fit(
+        module,
+        data,
+        loader(1),
+        trainer_cfg=trainer_cfg,
+        run_dir=tmp_path,
+        max_epochs=5,
+        seed=0,
+        enable_progress_bar=False,
+    )
+    assert metrics["val_loss"] < 0.3 * before
