@@ -1,0 +1,293 @@
+"""``PropensityClassifier``: one scikit-learn estimator that fits P(T=1|x) with any registered scoring rule.
+
+Learners: ``linear`` (Newton/Fisher scoring with step halving, or L-BFGS; optional L2 on standardised
+inputs), ``mlp`` (torch, trained through ``fourfold.core.train.fit``) and ``xgboost`` (native API with the
+rule's gradient and Hessian as a custom objective). Scores live in the link's space; ``predict_proba``
+always maps them through the rule's inverse link, never through a sigmoid the link does not use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from fourfold.scoring.link import raw_loss_grad_hess, to_q
+from fourfold.scoring.rules import get_rule
+
+LEARNERS = ("linear", "mlp", "xgboost")
+
+
+class PropensityClassifier(ClassifierMixin, BaseEstimator):
+    """Binary classifier trained with a proper scoring rule; ``predict_proba[:, 1]`` is the propensity.
+
+    Args:
+        learner: "linear", "mlp" or "xgboost".
+        loss: a registered rule name ("tailored", "log", "brier", "zhao", "exponential", ...).
+        link: "canonical" or "logit"; None takes the rule's default (canonical for tailored and log).
+        alpha: L2 strength on the linear weights (not the intercept), on standardised inputs.
+        solver: linear solver, "newton" (Fisher scoring, step halving) or "lbfgs".
+        max_iter, tol: linear solver budget and gradient tolerance.
+        hidden, lr, epochs, batch_size, output_scale, bias_init: MLP settings (bias_init "zero" or "prior":
+            the last bias starts at link(mean T), the intercept-only optimum).
+        n_estimators, max_depth, learning_rate, min_child_weight, reg_lambda, max_delta_step, base_margin:
+            XGBoost settings. ``min_child_weight``/``reg_lambda`` None = 1 in log-loss units: scaled by the
+            rule's Hessian over the log-loss Hessian at the treated share (1/12 for tailored at 1/2), since
+            scaling grad and hess by c equals dividing both by c. ``base_margin`` "zero" or "prior".
+        random_state: seed of the MLP and XGBoost.
+        trainer: Lightning Trainer kwargs for the MLP (default: CPU, no progress bar).
+    """
+
+    def __init__(
+        self,
+        learner="linear",
+        loss="tailored",
+        link=None,
+        alpha=0.0,
+        solver="newton",
+        max_iter=100,
+        tol=1e-8,
+        hidden=(64, 32),
+        lr=1e-3,
+        epochs=200,
+        batch_size=2048,
+        output_scale=1.0,
+        bias_init="zero",
+        n_estimators=100,
+        max_depth=3,
+        learning_rate=0.1,
+        min_child_weight=None,
+        reg_lambda=None,
+        max_delta_step=0.0,
+        base_margin="zero",
+        random_state=0,
+        trainer=None,
+    ):
+        self.learner = learner
+        self.loss = loss
+        self.link = link
+        self.alpha = alpha
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.hidden = hidden
+        self.lr = lr
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.output_scale = output_scale
+        self.bias_init = bias_init
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.max_delta_step = max_delta_step
+        self.base_margin = base_margin
+        self.random_state = random_state
+        self.trainer = trainer
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _rule_and_link(self):
+        rule = get_rule(self.loss)
+        return rule, rule.link(self.link)
+
+    @property
+    def rule_(self):
+        """The fitted scoring rule (looked up by name, so the estimator pickles)."""
+        return self._rule_and_link()[0]
+
+    @property
+    def link_(self):
+        """The fitted link."""
+        return self._rule_and_link()[1]
+
+    # --- fitting -----------------------------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Fit on covariates X (n, d) and a binary label y (treatment); returns self."""
+        if self.learner not in LEARNERS:
+            raise ValueError(f"unknown learner {self.learner!r}; use one of {LEARNERS}")
+        link = self._rule_and_link()[1]
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=True)
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        classes = np.unique(y)
+        if len(classes) != 2 or kind != "binary":
+            raise ValueError(
+                f"Only binary classification is supported. The label must have exactly two classes, got "
+                f"{len(classes)} class(es) ({kind}); a propensity model needs treated and control units"
+            )
+        self.classes_ = classes
+        t = (y == self.classes_[1]).astype(np.float64)
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        Z = (X - self.mean_) / self.scale_
+        prior = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
+        self.prior_score_ = float(link(np.array([prior]))[0])
+        self.n_iter_ = self.epochs if self.learner == "mlp" else self.n_estimators
+        getattr(self, f"_fit_{self.learner}")(Z, t)
+        return self
+
+    def _fit_linear(self, Z, t):
+        n, d = Z.shape
+        A = np.hstack([np.ones((n, 1)), Z])
+        penalty = np.r_[0.0, np.full(d, float(self.alpha))]
+        beta = np.r_[self.prior_score_, np.zeros(d)]
+
+        def objective(b):
+            loss, grad, hess = raw_loss_grad_hess(self.rule_, self.link_, A @ b, t)
+            value = loss.mean() + 0.5 * np.sum(penalty * b * b)
+            return value, A.T @ grad / n + penalty * b, hess
+
+        if self.solver == "lbfgs":
+            from scipy.optimize import minimize
+
+            result = minimize(
+                lambda b: objective(b)[:2],
+                beta,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": self.max_iter * 10, "gtol": self.tol},
+            )
+            beta, self.n_iter_ = result.x, result.nit
+        elif self.solver == "newton":
+            value, grad, hess = objective(beta)
+            for iteration in range(1, self.max_iter + 1):
+                self.n_iter_ = iteration
+                H = (A * hess[:, None]).T @ A / n + np.diag(penalty)
+                step = np.linalg.solve(H + 1e-12 * np.trace(H) * np.eye(d + 1), grad)
+                for _ in range(60):  # step halving keeps every iterate a descent
+                    new = beta - step
+                    new_value, new_grad, new_hess = objective(new)
+                    if np.isfinite(new_value) and new_value <= value:
+                        break
+                    step = step / 2
+                else:
+                    break
+                beta, value, grad, hess = new, new_value, new_grad, new_hess
+                if np.max(np.abs(grad)) < self.tol:
+                    break
+        else:
+            raise ValueError(f"unknown solver {self.solver!r}; use 'newton' or 'lbfgs'")
+        self.intercept_, self.coef_ = float(beta[0]), beta[1:]
+
+    def _fit_mlp(self, Z, t):
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        from fourfold.core.train import fit
+        from fourfold.scoring.lit import ScoreMLP
+
+        torch.manual_seed(self.random_state)
+        bias = self.prior_score_ if self.bias_init == "prior" else 0.0
+        self.model_ = ScoreMLP(
+            Z.shape[1],
+            self.rule_,
+            self.link_,
+            hidden=tuple(self.hidden),
+            lr=self.lr,
+            output_scale=self.output_scale,
+            bias_init=bias,
+        )
+        data = TensorDataset(torch.as_tensor(Z, dtype=torch.float32), torch.as_tensor(t, dtype=torch.float32))
+        generator = torch.Generator().manual_seed(self.random_state)
+        loader = DataLoader(data, batch_size=self.batch_size, shuffle=True, generator=generator)
+        trainer = dict(self.trainer or {"accelerator": "cpu", "devices": 1, "log_every_n_steps": 1})
+        trainer.setdefault("enable_progress_bar", False)
+        trainer.setdefault("enable_model_summary", False)
+        with tempfile.TemporaryDirectory(prefix="scoring-mlp-") as run_dir:
+            self.train_metrics_ = fit(
+                self.model_,
+                loader,
+                trainer_cfg=trainer,
+                run_dir=run_dir,
+                max_epochs=self.epochs,
+                seed=self.random_state,
+                resume=False,
+            )
+        self.model_.eval()
+
+    def _xgb_regularisation(self, t_mean):
+        q = np.array([t_mean])
+        rule_hess = raw_loss_grad_hess(self.rule_, self.link_, self.link_(q), np.zeros(1))[2][0]
+        ratio = rule_hess / (t_mean * (1 - t_mean))
+        mcw = ratio if self.min_child_weight is None else self.min_child_weight
+        lam = ratio if self.reg_lambda is None else self.reg_lambda
+        return float(mcw), float(lam)
+
+    def _fit_xgboost(self, Z, t):
+        import xgboost as xgb
+
+        self.margin_start_ = self.prior_score_ if self.base_margin == "prior" else 0.0
+        if self.base_margin not in ("zero", "prior"):
+            raise ValueError(f"base_margin must be 'zero' or 'prior', got {self.base_margin!r}")
+        self.min_child_weight_, self.reg_lambda_ = self._xgb_regularisation(
+            float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
+        )
+        params = {
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "min_child_weight": self.min_child_weight_,
+            "lambda": self.reg_lambda_,
+            "max_delta_step": self.max_delta_step,
+            "tree_method": "hist",
+            "nthread": 1,
+            "seed": self.random_state,
+            "disable_default_eval_metric": True,
+        }
+        dtrain = xgb.DMatrix(Z, label=t, base_margin=np.full(len(t), self.margin_start_))
+        self.booster_ = xgb.train(
+            params, dtrain, num_boost_round=self.n_estimators, obj=xgboost_objective(self.rule_, self.link_)
+        )
+
+    # --- prediction --------------------------------------------------------------------------------------
+
+    def decision_function(self, X):
+        """Raw scores f (the link's space), shape (n,)."""
+        check_is_fitted(self, "classes_")
+        X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=True)
+        Z = (X - self.mean_) / self.scale_
+        if self.learner == "linear":
+            return Z @ self.coef_ + self.intercept_
+        if self.learner == "mlp":
+            import torch
+
+            with torch.no_grad():
+                return self.model_(torch.as_tensor(Z, dtype=torch.float32)).double().numpy()
+        import xgboost as xgb
+
+        dmat = xgb.DMatrix(Z, base_margin=np.full(len(Z), self.margin_start_))
+        return self.booster_.predict(dmat, output_margin=True).astype(np.float64)
+
+    def predict_proba(self, X):
+        """``[[1 - q, q]]`` with q = link^-1(f) in float64."""
+        check_is_fitted(self, "classes_")
+        m, side = self.link_.inverse(self.decision_function(X))
+        q = to_q(m, side)
+        return np.column_stack([np.where(side < 0, 1.0 - m, m), q])
+
+    def predict(self, X):
+        """The more likely class label."""
+        check_is_fitted(self, "classes_")
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    def propensity(self, X):
+        """P(T = 1 | x), shape (n,)."""
+        return self.predict_proba(X)[:, 1]
+
+
+def xgboost_objective(rule, link):
+    """XGBoost custom objective: gradient and (positive) Hessian of the rule's raw-score loss."""
+
+    def objective(margin, dtrain):
+        _, grad, hess = raw_loss_grad_hess(rule, link, margin.astype(np.float64), dtrain.get_label())
+        return grad, hess
+
+    return objective
