@@ -1,0 +1,94 @@
+"""The public decision API: ``decode`` a probability matrix for a metric, ``score`` predictions."""
+
+import numpy as np
+
+from fourfold.hierarchical import decoders
+from fourfold.hierarchical.heuristics import EXTRA_HEURISTICS, HEURISTICS
+from fourfold.hierarchical.inputs import softmax, validate_probs
+from fourfold.hierarchical.metrics import Metric, MetricError, get_metric
+from fourfold.hierarchical.tree import Hierarchy
+
+RULES = ("optimal", *HEURISTICS, *EXTRA_HEURISTICS)
+
+
+def as_metric(metric: "str | Metric", h: Hierarchy, count_root: bool = True) -> Metric:
+    if isinstance(metric, Metric):
+        if metric.hierarchy is not h:
+            raise MetricError(f"metric {metric.name!r} was built for another hierarchy")
+        return metric
+    return get_metric(metric, h, count_root=count_root)
+
+
+def optimal_decode(P: np.ndarray, h: Hierarchy, metric: Metric, *, prune: bool = True) -> np.ndarray:
+    """The Bayes-optimal prediction (B, N) for ``metric`` under validated leaf probabilities P."""
+    if metric.kind == "subset":
+        if metric.name == "hamming" or metric.beta is None:
+            chain = decoders.threshold_nodes(P, h)
+            chain[:, h.root] = True  # p(root) = 1 up to rounding
+            return chain
+        return decoders.hf_optimal(P, h, metric.beta, count_root=metric.count_root)
+    if metric.name == "accuracy":
+        nodes = decoders.argmax_leaf(P)
+    elif metric.kind == "leaf":
+        nodes = decoders.leaf_cost_argmin(P, metric.cost)
+    elif metric.name == "mistake_severity":
+        nodes = decoders.deepest_above_half(P, h)
+    else:
+        nodes = decoders.node_cost_argmin(P, metric.cost, h, prune=prune)
+    return h.paths(nodes)
+
+
+def decode(
+    probs,
+    hierarchy: Hierarchy,
+    metric: "str | Metric" = "hF_1",
+    rule: str = "optimal",
+    *,
+    logits: bool = False,
+    temperature: float = 1.0,
+    normalize: bool = False,
+    count_root: bool = True,
+) -> np.ndarray:
+    """Decode leaf probabilities (B, L) into boolean node-indicator predictions (B, N).
+
+    ``rule="optimal"`` gives the Bayes-optimal prediction for ``metric`` (accuracy, hamming, hF_<beta>,
+    mistake_severity, wu_palmer, zhao, or a Metric from a cost matrix); any other rule is a heuristic
+    from ``RULES`` (``metric`` is then unused). ``logits=True`` applies a softmax at ``temperature``.
+    """
+    h = Hierarchy.load(hierarchy)
+    if logits:
+        P = softmax(validate_logits(probs, h), temperature)
+    else:
+        P = validate_probs(probs, h, normalize=normalize)
+    if rule == "optimal":
+        return optimal_decode(P, h, as_metric(metric, h, count_root))
+    table = {**HEURISTICS, **EXTRA_HEURISTICS}
+    if rule not in table:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {list(RULES)}")
+    return h.paths(table[rule](P, h))
+
+
+def validate_logits(logits, h: Hierarchy) -> np.ndarray:
+    Z = np.asarray(logits, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[1] != h.n_leaves:
+        raise ValueError(f"logits must be (examples, {h.n_leaves}) with one column per leaf, got {Z.shape}")
+    bad = np.flatnonzero(~np.isfinite(Z).all(1))
+    if len(bad):
+        raise ValueError(f"row {bad[0]} of the logits has NaN or infinite values")
+    return Z
+
+
+def score(
+    predictions,
+    labels,
+    hierarchy: Hierarchy,
+    metric: "str | Metric",
+    *,
+    count_root: bool = True,
+    reduce: bool = True,
+):
+    """The metric of node-indicator predictions (B, N) against true leaves (B,): the mean, or the
+    per-example values with ``reduce=False``."""
+    h = Hierarchy.load(hierarchy)
+    values = as_metric(metric, h, count_root).score(predictions, labels)
+    return float(values.mean()) if reduce else values
