@@ -1,0 +1,113 @@
+"""Measurements on a model: greedy exact-match accuracy, the certainty gap at critical tokens (Table 1
+analogue), the policy's probability of the correct critical character, and weight distributions.
+
+Critical tokens are measured on the correct scratchpad (teacher forcing), so the list prefix before each
+critical position is correct by construction (the authors' condition for logging them).
+"""
+
+import numpy as np
+import torch
+
+from fourfold.critical.arithmetic import (
+    critical_positions,
+    is_correct,
+    max_continuation_length,
+    prompt,
+    scratchpad,
+)
+from fourfold.critical.kl import certainty_from_logits
+from fourfold.critical.rollout import Rollout, left_pad, position_ids, sample, teacher_forced
+from fourfold.critical.tokenizer import CharTokenizer
+
+
+def _batches(items, size):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def generation_limit(model, tokenizer: CharTokenizer, pairs, digits: int) -> int:
+    """The episode length limit for ``digits``, capped so prompt + episode fit in the model's context."""
+    longest_prompt = max(len(prompt(a, b)) for a, b in pairs)
+    return min(max_continuation_length(digits), model.config.n_positions - longest_prompt)
+
+
+@torch.no_grad()
+def greedy_accuracy(model, tokenizer: CharTokenizer, pairs, batch_size: int = 64) -> np.ndarray:
+    """Per-pair exact match (bool array) of greedy generations."""
+    digits = max(len(str(x)) for pair in pairs for x in pair)
+    limit = generation_limit(model, tokenizer, pairs, digits)
+    correct = []
+    for chunk in _batches(list(pairs), batch_size):
+        out = sample(model, tokenizer, [prompt(a, b) for a, b in chunk], limit, greedy=True)
+        correct.extend(is_correct(text, a, b) for text, (a, b) in zip(out.texts, chunk))
+    return np.array(correct, dtype=bool)
+
+
+def target_rollout(tokenizer: CharTokenizer, pairs) -> Rollout:
+    """The correct episodes of ``pairs`` laid out like a sampled ``Rollout`` (prompts left-padded)."""
+    ids, mask = left_pad([tokenizer.encode(prompt(a, b)) for a, b in pairs], tokenizer.pad_id)
+    targets = [scratchpad(a, b) for a, b in pairs]
+    length = max(len(t) for t in targets)
+    cont = torch.full((len(pairs), length), tokenizer.pad_id, dtype=torch.long)
+    action_mask = torch.zeros((len(pairs), length), dtype=torch.bool)
+    for i, t in enumerate(targets):
+        cont[i, : len(t)] = torch.tensor(tokenizer.encode(t))
+        action_mask[i, : len(t)] = True
+    full_mask = torch.cat([mask, torch.ones_like(cont)], dim=1)
+    return Rollout(
+        tokens=torch.cat([ids, cont], dim=1),
+        attention_mask=full_mask,
+        position_ids=position_ids(full_mask),
+        action_mask=action_mask,
+        prompt_len=ids.shape[1],
+        texts=targets,
+    )
+
+
+@torch.no_grad()
+def certainty_gap(
+    model, tokenizer, pairs, n_digits: int, kind: str = "shannon", temperature: float = 1.0, batch_size=64
+):
+    """Table 1 analogue. For each example, dJ at a position = J there minus the mean J of the example's
+    other target positions. Returns per-example arrays: mean dJ at critical positions, mean dJ at the
+    others, the minimum J at critical positions, and all J values (for histograms)."""
+    crit, other, crit_min, all_j = [], [], [], []
+    for chunk in _batches(list(pairs), batch_size):
+        episodes = target_rollout(tokenizer, chunk)
+        j = certainty_from_logits(teacher_forced(model, episodes), kind, temperature)
+        for i, (a, b) in enumerate(chunk):
+            n = int(episodes.action_mask[i].sum())
+            ji = j[i, :n].double()
+            offsets = [p.offset for p in critical_positions(a, b, n_digits)]
+            if not offsets:
+                continue
+            is_crit = torch.zeros(n, dtype=torch.bool)
+            is_crit[offsets] = True
+            total = ji.sum()
+            delta = ji - (total - ji) / (n - 1)  # J at p minus the mean J of the other positions
+            crit.append(float(delta[is_crit].mean()))
+            other.append(float(delta[~is_crit].mean()))
+            crit_min.append(float(ji[is_crit].min()))
+            all_j.append(ji.numpy())
+    return {
+        "delta_critical": np.array(crit),
+        "delta_other": np.array(other),
+        "critical_min_j": np.array(crit_min),
+        "j_values": np.concatenate(all_j) if all_j else np.array([]),
+    }
+
+
+@torch.no_grad()
+def critical_token_probability(
+    model, tokenizer, pairs, n_digits: int, temperature: float = 1.0, batch_size=64
+):
+    """Mean probability (at ``temperature``) of the correct character at the critical positions, with the
+    correct scratchpad as prefix; NaN when no pair has an operand longer than N."""
+    probs = []
+    for chunk in _batches(list(pairs), batch_size):
+        episodes = target_rollout(tokenizer, chunk)
+        p = torch.softmax(teacher_forced(model, episodes).float() / temperature, dim=-1)
+        for i, (a, b) in enumerate(chunk):
+            for pos in critical_positions(a, b, n_digits):
+                probs.append(float(p[i, pos.offset, tokenizer.stoi[pos.char]]))
+    return float(np.mean(probs)) if probs else float("nan")

@@ -1,0 +1,195 @@
+"""Lightning glue: the pre-training module and the RL module (manual optimisation). Both train through
+``fourfold.core.train.fit``; the math lives in ``pretrain``, ``rollout``, ``kl`` and ``rl``."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from fourfold.critical.arithmetic import is_correct, max_continuation_length, prompt, reward, rl_pairs
+from fourfold.critical.evaluation import critical_token_probability, greedy_accuracy
+from fourfold.critical.kl import token_weights
+from fourfold.critical.pretrain import target_loss, warmup_cosine
+from fourfold.critical.rl import LossConfig, baseline_advantages, gae, rl_loss
+from fourfold.critical.rollout import action_log_probs, reference_outputs, sample, teacher_forced
+
+
+class PretrainLit(L.LightningModule):
+    """Target-only next-token loss, AdamW, linear warmup then cosine decay, gradient clipping by Trainer."""
+
+    def __init__(self, model, lr: float, weight_decay: float, warmup_steps: int, total_steps: int):
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay = lr, weight_decay
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def training_step(self, batch, batch_idx):
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = target_loss(out.logits, batch["labels"])
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, self.warmup_steps, self.total_steps)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@dataclass
+class RLSettings:
+    """Everything an RL run needs besides the models (``run.py`` fills it from the config)."""
+
+    n_digits: int
+    plus_k: int = 1
+    episodes: int = 64  # per iteration (one optimiser step)
+    temperature: float = 1.0  # sampling and KL temperature
+    reward_kind: str = "binary"
+    kl_mode: str = "prioritized"  # standard | prioritized | uniform | none
+    beta: float = 150.0
+    certainty_kind: str = "shannon"
+    certainty_temperature: float = 1.0
+    algorithm: str = "reinforce"  # reinforce | a2c
+    lr: float = 1e-4
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval_every: int = 10
+    eval_pairs: list = field(default_factory=list)  # fixed RL-distribution set, greedy
+    comfort_pairs: list = field(default_factory=list)  # fixed in-distribution set, greedy
+    seed: int = 0
+    curves_path: str | None = None
+
+    def validate(self, n_positions: int) -> "RLSettings":
+        if self.n_digits < 1 or self.plus_k < 1:
+            raise ValueError(f"N and k must be >= 1, got N={self.n_digits}, k={self.plus_k}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.algorithm not in ("reinforce", "a2c"):
+            raise ValueError(f"algorithm must be 'reinforce' or 'a2c', got {self.algorithm!r}")
+        if self.kl_mode not in ("standard", "prioritized", "uniform", "none"):
+            raise ValueError(f"kl_mode must be standard|prioritized|uniform|none, got {self.kl_mode!r}")
+        digits = self.n_digits + self.plus_k
+        nines = 10**digits - 1
+        need = len(prompt(nines, nines)) + self.max_new_tokens
+        if need > n_positions:
+            raise ValueError(
+                f"{digits}-digit episodes need {need} positions but the model has {n_positions}: "
+                "use a smaller N+k or a model with more positions"
+            )
+        return self
+
+    @property
+    def max_new_tokens(self) -> int:
+        return max_continuation_length(self.n_digits + self.plus_k)
+
+
+class RLLit(L.LightningModule):
+    """One training step = collect ``episodes`` episodes with the policy, then one optimiser step on the
+    section 4.3 loss. The reference model is frozen (no grad, eval mode, not in the optimiser)."""
+
+    def __init__(self, policy, reference, tokenizer, settings: RLSettings, critic=None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.policy, self.reference, self.critic = policy, reference, critic
+        self.reference.requires_grad_(False)
+        self.reference.eval()
+        self.tokenizer = tokenizer
+        self.settings = settings.validate(policy.config.n_positions)
+        if settings.algorithm == "a2c" and critic is None:
+            raise ValueError("algorithm 'a2c' needs a critic head")
+
+    def configure_optimizers(self):
+        params = list(self.policy.parameters()) + (list(self.critic.parameters()) if self.critic else [])
+        return torch.optim.Adam(params, lr=self.settings.lr)
+
+    def on_train_epoch_start(self):
+        self.reference.eval()
+
+    def _write(self, record: dict) -> None:
+        if self.settings.curves_path:
+            path = Path(self.settings.curves_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def evaluate(self) -> dict:
+        s = self.settings
+        was_training = self.policy.training
+        self.policy.eval()
+        stats = {"step": int(self.global_step), "kind": "eval"}
+        if s.eval_pairs:
+            stats["acc_rl"] = float(greedy_accuracy(self.policy, self.tokenizer, s.eval_pairs).mean())
+            stats["critical_prob"] = critical_token_probability(
+                self.policy, self.tokenizer, s.eval_pairs, s.n_digits, s.temperature
+            )
+        if s.comfort_pairs:
+            stats["acc_comfort"] = float(greedy_accuracy(self.policy, self.tokenizer, s.comfort_pairs).mean())
+        self.policy.train(was_training)
+        self._write(stats)
+        return stats
+
+    def collect(self, step: int):
+        s = self.settings
+        rng = np.random.default_rng([s.seed, step])
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        pairs = rl_pairs(rng, s.episodes, s.n_digits, s.plus_k)
+        rollout = sample(
+            self.policy,
+            self.tokenizer,
+            [prompt(a, b) for a, b in pairs],
+            s.max_new_tokens,
+            temperature=s.temperature,
+            generator=generator,
+        )
+        correct = [is_correct(t, a, b) for t, (a, b) in zip(rollout.texts, pairs)]
+        return rollout, torch.as_tensor(reward(correct, s.reward_kind)), float(np.mean(correct))
+
+    def training_step(self, batch, batch_idx):
+        s = self.settings
+        step = int(self.global_step)
+        if step % s.eval_every == 0:
+            self.evaluate()
+        rollout, rewards, success = self.collect(step)
+        mask = rollout.action_mask
+        ref = reference_outputs(self.reference, rollout, s.temperature)
+        logits, hidden = teacher_forced(self.policy, rollout, output_hidden=True)
+        logp, entropy = action_log_probs(logits, rollout.actions, s.temperature)
+        weights = token_weights(
+            s.kl_mode, ref.logits, mask, s.beta, s.certainty_kind, s.certainty_temperature
+        )
+        values = returns = None
+        if s.algorithm == "a2c":
+            values = self.critic(hidden)
+            advantages, returns = gae(rewards, values, mask, s.gamma, s.gae_lambda)
+        else:
+            advantages = baseline_advantages(rewards, mask)
+        loss, stats = rl_loss(logp, entropy, mask, advantages, ref.logp, weights, s.loss, values, returns)
+        opt = self.optimizers()
+        opt.zero_grad()
+        self.manual_backward(loss)
+        opt.step()
+        valid_w = weights[mask].float()
+        if valid_w.numel() == 0:
+            valid_w = torch.zeros(1)
+        q = torch.quantile(valid_w, torch.tensor([0.1, 0.5, 0.9]))
+        stats.update(
+            step=step,
+            kind="train",
+            success=success,
+            episode_len=float(mask.sum(-1).float().mean()),
+            w_mean=float(valid_w.mean()),
+            w_p10=float(q[0]),
+            w_p50=float(q[1]),
+            w_p90=float(q[2]),
+            w_below_half=float((valid_w < 0.5).float().mean()),
+        )
+        self._write(stats)
+        self.log_dict({k: v for k, v in stats.items() if k not in ("kind", "step")}, prog_bar=False)
+
+    def on_train_end(self):
+        self.evaluate()

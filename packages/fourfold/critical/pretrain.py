@@ -1,0 +1,163 @@
+"""Supervised pre-training on scratchpad additions: examples, the target-only loss, the warmup + cosine
+schedule, and a cache of finished pre-trained checkpoints keyed by everything that shapes them.
+"""
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fourfold.critical.arithmetic import prompt, scratchpad
+from fourfold.critical.tokenizer import CharTokenizer
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Everything that determines a pre-trained checkpoint (its cache key)."""
+
+    n_digits: int  # N: operands of 1..N digits
+    mix_fraction: float  # share of examples with one (N+1)-digit operand
+    steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    weight_decay: float
+    size: str
+    seed: int
+
+    def validate(self) -> "PretrainSpec":
+        if self.n_digits < 1:
+            raise ValueError(f"n_digits (N) must be >= 1, got {self.n_digits}")
+        if not 0.0 <= self.mix_fraction <= 1.0:
+            raise ValueError(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("pre-training steps and batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"pre-training lr must be > 0, got {self.lr}")
+        return self
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        return f"N{self.n_digits}_mix{self.mix_fraction:g}_{self.size}_{self.steps}steps_{digest}"
+
+
+class AdditionExamples(Dataset):
+    """``count`` pre-training pairs drawn once from ``seed``; each item is (prompt ids, target ids)."""
+
+    def __init__(self, tokenizer: CharTokenizer, pairs: list[tuple[int, int]]):
+        self.tokenizer = tokenizer
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        a, b = self.pairs[i]
+        return self.tokenizer.encode(prompt(a, b)), self.tokenizer.encode(scratchpad(a, b))
+
+
+def collate(batch, pad_id: int):
+    """Right-pad prompt+target sequences; labels are the target tokens only (prompt and pad are ignored).
+
+    Returns dict(input_ids, attention_mask, labels), each [B, L]. Positions start at 0 in every row.
+    """
+    length = max(len(p) + len(t) for p, t in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), length), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for i, (p, t) in enumerate(batch):
+        seq = torch.tensor(p + t, dtype=torch.long)
+        ids[i, : len(seq)] = seq
+        mask[i, : len(seq)] = 1
+        labels[i, len(p) : len(seq)] = seq[len(p) :]
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the target tokens (labels != -100); logits [B, L, V]."""
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=IGNORE
+    )
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float = 0.1) -> float:
+    """LR multiplier: linear warmup to 1, then cosine decay to ``floor`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def training_pairs(spec: PretrainSpec) -> list[tuple[int, int]]:
+    from fourfold.critical.arithmetic import pretrain_pairs
+
+    rng = np.random.default_rng(spec.seed)
+    return pretrain_pairs(rng, spec.steps * spec.batch_size, spec.n_digits, spec.mix_fraction)
+
+
+def cached_model_path(cache_dir: str | Path, spec: PretrainSpec) -> Path:
+    """Where the finished checkpoint of ``spec`` lives (``model.pt``); its fit run folder is next to it."""
+    return Path(cache_dir) / "pretrain" / spec.name / "model.pt"
+
+
+def pretrained_model(
+    spec: PretrainSpec,
+    tokenizer: CharTokenizer,
+    cache_dir: str | Path,
+    trainer_cfg,
+    **trainer_overrides,
+):
+    """The pre-trained model of ``spec``: loaded from the cache when it is there (checked against the
+    tokenizer and size first), otherwise trained through ``fourfold.core.train.fit`` and cached. An
+    interrupted pre-training resumes from the cache folder's last checkpoint. Returns (model, info dict)."""
+    from torch.utils.data import DataLoader
+
+    from fourfold.core.train import fit
+    from fourfold.critical.lit import PretrainLit
+    from fourfold.critical.model import build_model, load_checkpoint, save_checkpoint
+
+    spec.validate()
+    path = cached_model_path(cache_dir, spec)
+    if path.is_file():
+        model, _, extra = load_checkpoint(path, tokenizer, spec.size)
+        return model, extra
+    longest_digits = spec.n_digits + (1 if spec.mix_fraction > 0 else 0)
+    nines = 10**longest_digits - 1
+    need = len(prompt(nines, nines) + scratchpad(nines, nines))
+    n_positions = build_model(spec.size, tokenizer.vocab_size).config.n_positions
+    if need > n_positions:
+        raise ValueError(
+            f"{longest_digits}-digit examples need {need} positions, the {spec.size} model has "
+            f"{n_positions}: lower N or pick a larger size"
+        )
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.size, tokenizer.vocab_size)
+    data = DataLoader(
+        AdditionExamples(tokenizer, training_pairs(spec)),
+        batch_size=spec.batch_size,
+        shuffle=False,
+        collate_fn=lambda b: collate(b, tokenizer.pad_id),
+    )
+    module = PretrainLit(model, spec.lr, spec.weight_decay, spec.warmup_steps, spec.steps)
+    metrics = fit(
+        module,
+        data,
+        trainer_cfg=trainer_cfg,
+        run_dir=path.parent / "fit",
+        max_steps=spec.steps,
+        seed=spec.seed,
+        checkpoint_every_n_steps=max(1, spec.steps // 10),
+        gradient_clip_val=1.0,
+        **trainer_overrides,
+    )
+    extra = {"spec": asdict(spec), "final_train_loss": metrics.get("train_loss", float("nan"))}
+    save_checkpoint(path, model, tokenizer, extra)
+    return model, extra

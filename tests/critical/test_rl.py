@@ -1,0 +1,157 @@
+"""Advantages against closed forms, the loss's masking and KL weighting, and RL resume through fit."""
+
+import copy
+
+import pytest
+import torch
+
+from fourfold.critical.rl import LossConfig, baseline_advantages, gae, rl_loss, terminal_rewards
+
+
+def masks():
+    return torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+
+
+def test_terminal_rewards_sit_on_the_last_action():
+    r = terminal_rewards(torch.tensor([1.0, 2.0]), masks())
+    assert r.tolist() == [[0, 0, 1, 0, 0], [0, 0, 0, 0, 2]]
+
+
+def test_gae_lambda_one_is_return_minus_value_and_lambda_zero_is_td():
+    torch.manual_seed(0)
+    mask, rewards, values = masks(), torch.tensor([1.0, 0.0]), torch.randn(2, 5)
+    adv, ret = gae(rewards, values, mask, gamma=1.0, lam=1.0)
+    expected = (rewards[:, None] - values) * mask
+    assert torch.allclose(adv, expected, atol=1e-6)
+    assert torch.allclose(ret, rewards[:, None] * mask, atol=1e-6)
+    adv0, _ = gae(rewards, values, mask, gamma=1.0, lam=0.0)
+    v = values * mask
+    next_v = torch.cat([v[:, 1:], torch.zeros(2, 1)], dim=1)
+    td = (terminal_rewards(rewards, mask) + next_v - v) * mask
+    assert torch.allclose(adv0, td, atol=1e-6)
+
+
+def test_baseline_advantages_are_centred_and_masked():
+    adv = baseline_advantages(torch.tensor([1.0, 0.0]), masks())
+    assert adv[0, :3].tolist() == [0.5] * 3 and adv[0, 3:].tolist() == [0, 0]
+    assert adv[1].tolist() == [-0.5] * 5
+
+
+def loss_inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logp = (-torch.rand(2, 5, generator=g)).requires_grad_(True)
+    return dict(
+        logp=logp,
+        entropy=torch.rand(2, 5, generator=g),
+        mask=masks(),
+        advantages=torch.randn(2, 5, generator=g),
+        logp_ref=-torch.rand(2, 5, generator=g),
+    )
+
+
+def test_tokens_after_the_end_do_not_change_the_loss_or_get_gradient():
+    inputs = loss_inputs()
+    weights = torch.ones(2, 5)
+    cfg = LossConfig(kl_coef=5.0, entropy_coef=0.1)
+    loss, _ = rl_loss(**inputs, weights=weights, cfg=cfg)
+    loss.backward()
+    assert (inputs["logp"].grad[0, 3:] == 0).all()
+    altered = loss_inputs()
+    for key in ("entropy", "advantages", "logp_ref"):
+        altered[key][0, 3:] = 123.0
+    loss2, _ = rl_loss(**altered, weights=weights, cfg=cfg)
+    assert float(loss2) == pytest.approx(float(loss))
+
+
+def test_kl_term_is_weighted_and_its_gradient_is_w_times_log_ratio():
+    inputs = loss_inputs(1)
+    inputs["advantages"] = torch.zeros(2, 5)
+    inputs["entropy"] = torch.zeros(2, 5)
+    weights = torch.rand(2, 5)
+    cfg = LossConfig(kl_coef=2.0, entropy_coef=0.0)
+    loss, stats = rl_loss(**inputs, weights=weights, cfg=cfg)
+    loss.backward()
+    n = float(masks().sum())
+    expected = 2.0 * weights * (inputs["logp"] - inputs["logp_ref"]).detach() * masks() / n
+    assert torch.allclose(inputs["logp"].grad, expected, atol=1e-6)
+    assert stats["weighted_kl"] <= stats["kl"] + 1e-9
+
+
+def test_sequence_aggregation_weights_episodes_equally():
+    inputs = loss_inputs(2)
+    cfg = LossConfig(kl_coef=0.0, entropy_coef=0.0, aggregation="sequence")
+    loss, _ = rl_loss(**inputs, weights=torch.ones(2, 5), cfg=cfg)
+    per_token = -inputs["logp"] * inputs["advantages"]
+    expected = 0.5 * (per_token[0, :3].mean() + per_token[1].mean())
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def rl_setup(tmp_path, name, algorithm="a2c"):
+    import numpy as np
+
+    from fourfold.critical.arithmetic import eval_pairs
+    from fourfold.critical.lit import RLSettings
+    from fourfold.critical.model import Critic, build_model
+    from fourfold.critical.tokenizer import CharTokenizer
+
+    torch.manual_seed(0)
+    policy = build_model("micro", 41)
+    critic = Critic(policy.config.n_embd)
+    settings = RLSettings(
+        n_digits=1,
+        plus_k=1,
+        episodes=4,
+        temperature=1.0,
+        kl_mode="prioritized",
+        beta=2.0,
+        algorithm=algorithm,
+        lr=1e-2,
+        eval_every=100,
+        eval_pairs=eval_pairs(np.random.default_rng(0), 2, 2),
+        seed=3,
+        curves_path=str(tmp_path / name / "curves.jsonl"),
+    )
+    return policy, copy.deepcopy(policy), CharTokenizer(), settings, critic
+
+
+def run_rl(tmp_path, name, iterations, trainer_cfg):
+    """A fresh process's view: rebuild the models, then fine-tune in ``tmp_path/name``."""
+    from fourfold.critical.rl import fine_tune
+
+    policy, ref, tok, settings, critic = rl_setup(tmp_path, name)
+    metrics = fine_tune(
+        policy,
+        ref,
+        tok,
+        settings,
+        iterations=iterations,
+        run_dir=tmp_path / name,
+        trainer_cfg=trainer_cfg,
+        critic=critic,
+        checkpoint_every=1,
+    )
+    return metrics, policy, ref
+
+
+@pytest.mark.slow
+def test_rl_resumes_from_last_checkpoint(tmp_path, trainer_cfg):
+    first, _, _ = run_rl(tmp_path, "resumed", 2, trainer_cfg)
+    assert first["global_step"] == 2
+    second, policy, ref = run_rl(tmp_path, "resumed", 3, trainer_cfg)
+    assert second["global_step"] == 3  # 2 restored + 1 new
+    _, straight, ref2 = run_rl(tmp_path, "straight", 3, trainer_cfg)
+    for p, q in zip(policy.parameters(), straight.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    for p, q in zip(ref.parameters(), ref2.parameters()):
+        assert torch.equal(p, q)  # the reference never moves
+
+
+def test_invalid_rl_settings_fail_before_compute():
+    from fourfold.critical.lit import RLSettings
+
+    with pytest.raises(ValueError, match="beta"):
+        RLSettings(n_digits=3, beta=-1.0).validate(512)
+    with pytest.raises(ValueError, match="N and k"):
+        RLSettings(n_digits=0).validate(512)
+    with pytest.raises(ValueError, match="positions"):
+        RLSettings(n_digits=6, plus_k=1).validate(512)
