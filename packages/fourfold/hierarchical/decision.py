@@ -5,7 +5,7 @@ import numpy as np
 from fourfold.hierarchical import decoders
 from fourfold.hierarchical.heuristics import EXTRA_HEURISTICS, HEURISTICS
 from fourfold.hierarchical.inputs import softmax, validate_probs
-from fourfold.hierarchical.metrics import Metric, MetricError, get_metric
+from fourfold.hierarchical.metrics import Metric, MetricError, get_metric, is_reasonable
 from fourfold.hierarchical.tree import Hierarchy
 
 RULES = ("optimal", *HEURISTICS, *EXTRA_HEURISTICS)
@@ -19,8 +19,13 @@ def as_metric(metric: "str | Metric", h: Hierarchy, count_root: bool = True) -> 
     return get_metric(metric, h, count_root=count_root)
 
 
-def optimal_decode(P: np.ndarray, h: Hierarchy, metric: Metric, *, prune: bool = True) -> np.ndarray:
-    """The Bayes-optimal prediction (B, N) for ``metric`` under validated leaf probabilities P."""
+def optimal_decode(P: np.ndarray, h: Hierarchy, metric: Metric, *, prune: bool | None = None) -> np.ndarray:
+    """The Bayes-optimal prediction (B, N) for ``metric`` under validated leaf probabilities P.
+
+    Node costs: ``prune=None`` prunes when the cost is (softly) hierarchically reasonable, where the
+    q_min / q_max tests remove most nodes, and scores every node otherwise (e.g. Zhao on iNat19, whose
+    single-child chains give zero gains). Both are exact.
+    """
     if metric.kind == "subset":
         if metric.name == "hamming" or metric.beta is None:
             chain = decoders.threshold_nodes(P, h)
@@ -34,6 +39,8 @@ def optimal_decode(P: np.ndarray, h: Hierarchy, metric: Metric, *, prune: bool =
     elif metric.name == "mistake_severity":
         nodes = decoders.deepest_above_half(P, h)
     else:
+        if prune is None:
+            prune = is_reasonable(metric.cost, h) or is_reasonable(metric.cost, h, soft=True)
         nodes = decoders.node_cost_argmin(P, metric.cost, h, prune=prune)
     return h.paths(nodes)
 

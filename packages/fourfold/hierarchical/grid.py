@@ -20,13 +20,21 @@ def evaluate_grid(P: np.ndarray, labels: np.ndarray, h: Hierarchy, metrics: dict
     rows = []
     for name, metric in metrics.items():
         pred = optimal_decode(P, h, metric)
-        rows.append({"decoder": "optimal", "metric": name, "value": float(metric.score(pred, labels).mean())})
+        rows.append({"decoder": "optimal", "metric": name, **_mean_se(metric.score(pred, labels))})
     for rule, heuristic in HEURISTICS.items():
         pred = h.paths(heuristic(P, h))
         for name, metric in metrics.items():
-            rows.append({"decoder": rule, "metric": name, "value": float(metric.score(pred, labels).mean())})
-    rows.append({"decoder": "-", "metric": "ece", "value": expected_calibration_error(P, labels)})
+            rows.append({"decoder": rule, "metric": name, **_mean_se(metric.score(pred, labels))})
+    rows.append(
+        {"decoder": "-", "metric": "ece", "value": expected_calibration_error(P, labels), "se": np.nan}
+    )
     return rows
+
+
+def _mean_se(values: np.ndarray) -> dict[str, float]:
+    """Sample mean and its standard error."""
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
+    return {"value": float(values.mean()), "se": float(se)}
 
 
 def cross_grid(P: np.ndarray, labels: np.ndarray, h: Hierarchy, metrics: dict[str, Metric] | None = None):
