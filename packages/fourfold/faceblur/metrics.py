@@ -95,16 +95,27 @@ def changed_mask(before: np.ndarray, after: np.ndarray, tol: int = 2) -> np.ndar
     return diff.max(axis=2) > tol if diff.ndim == 3 else diff > tol
 
 
-def face_coverage(changed: np.ndarray, gt_boxes, min_share: float = 0.9) -> np.ndarray:
-    """Per ground-truth face: whether at least ``min_share`` of its ellipse pixels changed (bool (N,))."""
+def face_changed_share(changed: np.ndarray, gt_boxes, hidden=None) -> np.ndarray:
+    """Per ground-truth face: the share of its ellipse pixels that changed (float (N,); NaN if none visible).
+
+    ``hidden`` (bool (H, W)) marks occluded pixels, which are left out of the count.
+    """
     from fourfold.faceblur.blur import ellipse_alpha
 
-    covered = []
+    shares = []
     for box in np.asarray(gt_boxes, float).reshape(-1, 4):
         window, alpha = ellipse_alpha(changed.shape, box)
         inside = alpha > 0
-        covered.append(bool(inside.any() and changed[window][inside].mean() >= min_share))
-    return np.asarray(covered, bool)
+        if hidden is not None:
+            inside &= ~hidden[window]
+        shares.append(float(changed[window][inside].mean()) if inside.any() else float("nan"))
+    return np.asarray(shares, float)
+
+
+def face_coverage(changed: np.ndarray, gt_boxes, min_share: float = 0.9, hidden=None) -> np.ndarray:
+    """Per ground-truth face: whether at least ``min_share`` of its visible ellipse pixels changed."""
+    shares = face_changed_share(changed, gt_boxes, hidden)
+    return np.nan_to_num(shares, nan=0.0) >= min_share
 
 
 def outside_mask(shape, gt_boxes, dilate: float = 1.5) -> np.ndarray:

@@ -236,12 +236,14 @@ def make_stills(n: int, split: str, seed: int, size=(320, 320), **kwargs):
 class Clip:
     """A rendered clip: frames (T, H, W, 3) uint8 and ground truth rows per frame.
 
-    ``truth[t]`` is an array (K, 6): track id, x1, y1, x2, y2, visible fraction (0 = fully hidden).
+    ``truth[t]`` is an array (K, 6): track id, x1, y1, x2, y2, visible fraction (0 = fully hidden);
+    ``occluder`` (H, W) bool marks the static poles drawn over the faces.
     """
 
     frames: np.ndarray
     truth: list[np.ndarray]
     fps: float
+    occluder: np.ndarray
 
 
 def make_clip(
@@ -300,4 +302,7 @@ def make_clip(
             row.append(1.0 - hidden[y1:y2, x1:x2].mean() if (x2 > x1 and y2 > y1) else 0.0)
         frames.append(degrade_frame(canvas, rng, strength=0.5))
         truth.append(np.asarray(rows, float).reshape(-1, 6))
-    return Clip(np.stack(frames), truth, fps)
+    occluder = np.zeros((height, width), bool)
+    for px, pw in zip(pole_x, pole_w):
+        occluder[:, px : px + pw] = True
+    return Clip(np.stack(frames), truth, fps, occluder)
