@@ -1,0 +1,166 @@
+"""Tables and figures under ``experiments/faceblur/`` from faceblur run folders.
+
+``python -m fourfold.faceblur.report [--runs runs] [--out experiments/faceblur]``: for each experiment preset
+(quick, paper) the newest successful run gives ``results/table_<preset>.{csv,md}``, and its saved example
+frames give ``figures/examples_<preset>.png``; ``figures/recall_by_size_<preset>.png`` plots the detectors'
+recall per face height. Without run folders, the Markdown tables are rebuilt from the committed CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("centerface", "yolo", "yolo_hold", "unet_l1", "unet_mse")
+LABELS = {
+    "centerface": "CenterFace + blur (reference)",
+    "yolo": "YOLO + blur (approach 1)",
+    "yolo_hold": "YOLO + blur + hold (extension)",
+    "unet_l1": "U-Net L1 (approach 2)",
+    "unet_mse": "U-Net MSE (approach 2)",
+}
+COLUMNS = (
+    "ap50",
+    "recall",
+    "recall_lt16",
+    "recall_16_32",
+    "recall_32_64",
+    "recall_ge64",
+    "coverage",
+    "covered_share",
+    "residual_detect",
+    "real_coverage",
+    "real_residual_detect",
+    "psnr_outside",
+    "ssim_outside",
+    "changed_outside",
+    "clip_coverage",
+    "leak_frames_per_track",
+    "tracks_leaking",
+    "fps",
+)
+PRESETS = ("quick", "paper")
+
+
+def table_from_metrics(metrics: dict[str, float]):
+    """One row per method, one column per metric (NaN where a metric does not apply)."""
+    import pandas as pd
+
+    rows = []
+    for method in METHODS:
+        if not any(k.startswith(f"{method}/") for k in metrics):
+            continue
+        row = {"method": LABELS[method]}
+        row.update({c: metrics.get(f"{method}/{c}", float("nan")) for c in COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _markdown(table) -> str:
+    from fourfold.core.tables import to_markdown
+
+    shown = table.copy()
+    for col in shown.columns[1:]:
+        shown[col] = [("n/a" if not np.isfinite(v) else f"{v:.3g}") for v in shown[col]]
+    return to_markdown(shown)
+
+
+def write_table(table, stem: Path) -> None:
+    from fourfold.core.files import atomic_path, atomic_write_text
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False)
+    atomic_write_text(stem.with_suffix(".md"), _markdown(table))
+
+
+def examples_figure(npz_path: Path, target: Path) -> None:
+    """Rows: input, then each method; columns: held-out stills and one clip frame (synthetic only)."""
+    from fourfold.core.plotting import new_figure, save_figure
+
+    data = np.load(npz_path)
+    inputs = list(data["input_stills"]) + list(data["input_clip"])
+    rows = [("input", inputs)]
+    for m in METHODS:
+        if f"{m}_stills" in data:
+            rows.append((m, list(data[f"{m}_stills"]) + list(data[f"{m}_clip"])))
+    fig, axes = new_figure(len(rows), len(inputs), width=2.4, height=1.9)
+    axes = np.atleast_2d(axes)
+    for r, (name, images) in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(image)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+    save_figure(fig, target)
+
+
+def recall_figure(table, target: Path) -> None:
+    from fourfold.core.plotting import new_figure, save_figure
+
+    bins = ["recall_lt16", "recall_16_32", "recall_32_64", "recall_ge64"]
+    detectors = table[np.isfinite(table["ap50"].astype(float))]
+    fig, ax = new_figure(width=5.0, height=3.0)
+    width = 0.8 / max(len(detectors), 1)
+    for i, (_, row) in enumerate(detectors.iterrows()):
+        ax.bar(np.arange(4) + i * width, [row[b] for b in bins], width, label=row["method"])
+    ax.set_xticks(np.arange(4) + width * (len(detectors) - 1) / 2, ["<16", "16-32", "32-64", ">=64"])
+    ax.set_xlabel("face height (px)")
+    ax.set_ylabel("recall at the operating threshold")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    save_figure(fig, target)
+
+
+def build(runs_root: Path, out: Path) -> list[Path]:
+    import pandas as pd
+
+    from fourfold.core.runs import find_runs
+
+    written = []
+    runs = find_runs(runs_root, paper="faceblur") if runs_root.is_dir() else []
+    for preset in PRESETS:
+        stem = out / "results" / f"table_{preset}"
+        candidates = [
+            r
+            for r in runs
+            if r.preset == preset and r.config.get("faceblur", {}).get("stage") == "experiment"
+        ]
+        if candidates:
+            run = max(candidates, key=lambda r: r.path.name)
+            table = table_from_metrics(run.metrics)
+            write_table(table, stem)
+            written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+            if (run.path / "examples.npz").is_file():
+                examples_figure(run.path / "examples.npz", out / "figures" / f"examples_{preset}.png")
+                written.append(out / "figures" / f"examples_{preset}.png")
+            recall_figure(table, out / "figures" / f"recall_by_size_{preset}.png")
+            written.append(out / "figures" / f"recall_by_size_{preset}.png")
+        elif stem.with_suffix(".csv").is_file():
+            write_table(pd.read_csv(stem.with_suffix(".csv")), stem)
+            written.append(stem.with_suffix(".md"))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default="runs", help="root of the run folders (default runs)")
+    p.add_argument(
+        "--out", default="experiments/faceblur", help="output folder (default experiments/faceblur)"
+    )
+    args = p.parse_args(argv)
+    written = build(Path(args.runs), Path(args.out))
+    for path in written:
+        print(path)
+    if not written:
+        print("faceblur: no run folders and no committed results yet; run `make faceblur` first")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
