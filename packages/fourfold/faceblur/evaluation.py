@@ -70,8 +70,11 @@ def _residual(independent, frame, gt, iou) -> np.ndarray:
     return hit
 
 
-def evaluate_stills(method, stills, *, independent=None, iou=0.5, coverage_share=0.9) -> dict[str, float]:
-    """AP50/recall by size (detectors), coverage, residual detectability, PSNR/SSIM outside faces, fps."""
+def evaluate_stills(
+    method, stills, *, independent=None, identity=None, iou=0.5, coverage_share=0.9, identity_min_px=32
+) -> dict[str, float]:
+    """AP50/recall by size (detectors), coverage, residual detectability, identity leakage (faces at least
+    ``identity_min_px`` high, when an ``identity`` probe is given), PSNR/SSIM outside faces, fps."""
     preds, gts, covered, covered_share, residual, psnrs, ssims, outside_changed = (
         [],
         [],
@@ -82,7 +85,7 @@ def evaluate_stills(method, stills, *, independent=None, iou=0.5, coverage_share
         [],
         [],
     )
-    seconds = 0.0
+    seconds, distances = 0.0, []
     for image, gt in stills:
         method.reset()  # stills are unrelated: no box is held from one to the next
         t0 = time.perf_counter()
@@ -96,6 +99,10 @@ def evaluate_stills(method, stills, *, independent=None, iou=0.5, coverage_share
         covered_share.extend(shares[np.isfinite(shares)])
         if independent is not None and len(gt):
             residual.extend(_residual(independent, out, gt, iou))
+        if identity is not None:
+            for box in gt:
+                if box[3] - box[1] >= identity_min_px:
+                    distances.append(identity.distance(image, out, box))
         outside = metrics.outside_mask(image.shape, gt)
         psnrs.append(min(metrics.psnr(image, out, outside), 100.0))
         ssims.append(metrics.ssim_outside(image, out, outside))
@@ -109,6 +116,11 @@ def evaluate_stills(method, stills, *, independent=None, iou=0.5, coverage_share
         "changed_outside": float(np.mean(outside_changed)),
         "fps_frames": len(stills) / seconds if seconds else float("nan"),
     }
+    if distances:
+        from fourfold.faceblur.identity import SAME_PERSON
+
+        res["identity_leak"] = float(np.mean(np.asarray(distances) < SAME_PERSON))
+        res["identity_dist"] = float(np.mean(distances))
     if preds:
         res["ap50"] = metrics.average_precision(preds, gts, iou)
         res.update(metrics.recall_by_size(preds, gts, method.threshold, iou))

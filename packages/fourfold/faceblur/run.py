@@ -208,7 +208,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, weights: dict[str, str | None]) -> 
     """Every method on held-out stills, clips and the package photos; examples saved to the run folder."""
     import numpy as np
 
-    from fourfold.faceblur import evaluation
+    from fourfold.faceblur import evaluation, identity
     from fourfold.faceblur.detectors import CenterFaceDetector
     from fourfold.faceblur.synthetic import make_clip
 
@@ -227,6 +227,11 @@ def evaluate(cfg: DictConfig, run_dir: Path, weights: dict[str, str | None]) -> 
     ]
     photos = real_photos() if f.data.real_photos else []
     independent = CenterFaceDetector(threshold=0.2)
+    probe = None
+    if identity.available():
+        probe = identity.IdentityProbe()
+    else:
+        log.warning("identity leakage not measured: install dlib-bin and face-recognition-models")
     methods = build_methods(cfg, weights)
     shown = [img for img, boxes in stills if len(boxes)][: f.eval.examples] + [
         clips[0].frames[len(clips[0].frames) // 2]
@@ -238,11 +243,12 @@ def evaluate(cfg: DictConfig, run_dir: Path, weights: dict[str, str | None]) -> 
         # The independent detector must not be the one that blurred: no residual score for CenterFace.
         judge = None if name == "centerface" else independent
         kw = {"iou": f.eval.iou, "coverage_share": f.eval.coverage_share}
-        res = evaluation.evaluate_stills(method, stills, independent=judge, **kw)
+        res = evaluation.evaluate_stills(method, stills, independent=judge, identity=probe, **kw)
         res.update(evaluation.evaluate_clips(method, clips, **kw))
         if photos:
-            real = evaluation.evaluate_stills(method, photos, independent=judge, **kw)
-            res.update({f"real_{k}": real[k] for k in ("coverage", "residual_detect", "psnr_outside")})
+            real = evaluation.evaluate_stills(method, photos, independent=judge, identity=probe, **kw)
+            keys = ("coverage", "residual_detect", "psnr_outside", "identity_leak", "identity_dist")
+            res.update({f"real_{k}": real[k] for k in keys if k in real})
         out.update({f"{name}/{k}": float(v) for k, v in res.items()})
         examples[f"{name}_stills"] = evaluation.example_frames(method, shown[:-1])
         examples[f"{name}_clip"] = evaluation.example_frames(method, shown[-1:])
