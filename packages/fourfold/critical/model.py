@@ -14,8 +14,8 @@ SIZES = {
     "tiny": {"n_layer": 3, "n_embd": 96, "n_head": 4, "n_positions": 512},
     # smaller still, for tests and smoke runs
     "micro": {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 512},
-    # the paper's model: GPT-2 small (85M non-embedding parameters), 1024 positions for 8-digit episodes.
-    "paper": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_positions": 1024},
+    # the paper's model: GPT-2 small (85M non-embedding parameters); 2048 positions fit 15-digit episodes.
+    "paper": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_positions": 2048},
 }
 
 

@@ -1,0 +1,187 @@
+"""Rebuild every table and figure under ``experiments/critical/`` (``python -m fourfold.critical.report``).
+
+The newest finished run folder of the preset (default ``quick``) is copied into
+``experiments/critical/results/`` (small CSVs); tables and figures are then made from those committed
+files, so the report can be rebuilt without the run folders.
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fourfold.core.plotting import new_figure, save_figure
+from fourfold.core.runs import find_runs
+from fourfold.core.tables import mean_se, write_table
+
+OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
+RESULT_FILES = ("degrees", "generalisation", "table1", "weights", "rl_curves", "degrees_rl_curves")
+
+
+def collect(runs_root: Path, preset: str, out: Path) -> str | None:
+    """Copy the newest finished run's result CSVs into ``out/results``; returns the run path used."""
+    runs = [r for r in find_runs(runs_root, paper="critical", preset=preset) if (r.path / "results").is_dir()]
+    if not runs:
+        return None
+    run = runs[-1]
+    target = out / "results"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        src = run.path / "results" / f"{name}.csv"
+        if src.is_file():
+            shutil.copyfile(src, target / f"{name}.csv")
+    source = {"run": str(run.path), "preset": preset, "metrics": run.metrics}
+    (target / "source.json").write_text(json.dumps(source, indent=2, sort_keys=True) + "\n")
+    return str(run.path)
+
+
+def _read(out: Path, name: str) -> pd.DataFrame | None:
+    path = out / "results" / f"{name}.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def generalisation_table(frame: pd.DataFrame, out: Path) -> None:
+    frame = frame.copy()
+    frame["cell"] = [f"{100 * a:.1f} ± {100 * s:.1f}" for a, s in zip(frame.accuracy, frame.se)]
+    frame["column"] = [f"{m} N+{o}" for m, o in zip(frame["mode"], frame.offset)]
+    wide = frame.pivot_table(index=["N", "mix"], columns="column", values="cell", aggfunc="first")
+    wide = wide.reset_index()
+    write_table(wide, out / "tables" / "generalisation")
+
+
+def table1(frame: pd.DataFrame, out: Path) -> None:
+    shown = frame[["N", "mix", "n", "delta_critical", "delta_critical_se", "delta_other", "delta_other_se",
+                   "min_j_critical", "mean_j_all"]]  # fmt: skip
+    write_table(shown, out / "tables" / "table1_certainty_gap", values=["delta_critical", "delta_other"])
+
+
+def weights_figure(frame: pd.DataFrame, out: Path) -> None:
+    bins = [c for c in frame.columns if c.startswith("bin")]
+    edges = np.linspace(0, 1, len(bins) + 1)
+    fig, ax = new_figure(width=5.0)
+    for row in frame.itertuples():
+        counts = np.array([getattr(row, b) for b in bins], dtype=float)
+        ax.step(edges[:-1], counts / counts.sum(), where="post", label=f"beta={row.beta:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("prioritized weight w = J^beta")
+    ax.set_ylabel("share of tokens")
+    ax.set_title("KL weights on reference episodes (before RL)")
+    ax.legend()
+    save_figure(fig, out / "figures" / "weights_histogram.png")
+    write_table(frame[["beta", "mean_w", "p10", "median", "share_below_half"]], out / "tables" / "weights")
+
+
+def _band(ax, frame, x, y, group, label_prefix=""):
+    for name, g in frame.groupby(group):
+        stats = g.groupby(x)[y].agg(["mean", "std", "count"]).reset_index()
+        se = stats["std"].fillna(0) / np.sqrt(stats["count"])
+        ax.plot(stats[x], stats["mean"], label=f"{label_prefix}{name}")
+        ax.fill_between(stats[x], stats["mean"] - se, stats["mean"] + se, alpha=0.2)
+
+
+def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
+    evals = curves[curves.kind == "eval"]
+    train = curves[curves.kind == "train"]
+    fig, axes = new_figure(1, 3, width=4.0)
+    for ax, (col, title) in zip(
+        axes,
+        [("acc_rl", "N+1 accuracy (greedy)"), ("acc_comfort", "in-distribution accuracy"),
+         ("critical_prob", "p(correct critical token)")],
+    ):  # fmt: skip
+        _band(ax, evals, "step", col, "condition")
+        ax.set_xlabel("RL iteration")
+        ax.set_title(title)
+    axes[0].legend()
+    save_figure(fig, out / "figures" / "rl_curves.png")
+
+    fig, axes = new_figure(1, 2, width=4.0)
+    _band(axes[0], train, "step", "success", "condition")
+    axes[0].set_title("training success (sampled)")
+    _band(axes[1], train, "step", "w_mean", "condition")
+    axes[1].set_title("mean KL weight w")
+    for ax in axes:
+        ax.set_xlabel("RL iteration")
+    axes[0].legend()
+    save_figure(fig, out / "figures" / "rl_training.png")
+
+    last, first = evals.step.max(), evals.step.min()
+    rows = []
+    for (cond, seed), g in evals.groupby(["condition", "seed"]):
+        start, end = g[g.step == first].iloc[0], g[g.step == last].iloc[0]
+        own = train[(train.condition == cond) & (train.seed == seed)]
+        rows.append(
+            {
+                "condition": cond,
+                "seed": seed,
+                "acc_start": start.acc_rl,
+                "acc_end": end.acc_rl,
+                "comfort_start": start.acc_comfort,
+                "comfort_end": end.acc_comfort,
+                "critical_p_start": start.critical_prob,
+                "critical_p_end": end.critical_prob,
+                "w_mean": own.w_mean.mean(),
+            }
+        )
+    values = ["acc_start", "acc_end", "comfort_end", "critical_p_start", "critical_p_end", "w_mean"]
+    table = mean_se(pd.DataFrame(rows), ["condition"], values)
+    table.insert(1, "iterations", int(last))
+    write_table(table, out / "tables" / "rl_final", values=values)
+
+
+def degrees_outputs(curves: pd.DataFrame, out: Path) -> None:
+    evals = curves[curves.kind == "eval"]
+    fig, axes = new_figure(1, 2, width=4.0)
+    _band(axes[0], evals, "step", "acc_rl", "N", label_prefix="N=")
+    axes[0].set_title("N+2 accuracy (greedy)")
+    _band(axes[1], evals, "step", "acc_comfort", "N", label_prefix="N=")
+    axes[1].set_title("in-distribution accuracy")
+    for ax in axes:
+        ax.set_xlabel("RL iteration")
+    axes[0].legend()
+    save_figure(fig, out / "figures" / "degrees_rl.png")
+    last, first = evals.step.max(), evals.step.min()
+    rows = []
+    for (n, seed), g in evals.groupby(["N", "seed"]):
+        rows.append({"N": n, "seed": seed, "acc_start": g[g.step == first].acc_rl.iloc[0],
+                     "acc_end": g[g.step == last].acc_rl.iloc[0]})  # fmt: skip
+    table = mean_se(pd.DataFrame(rows), ["N"], ["acc_start", "acc_end"])
+    table.insert(1, "iterations", int(last))
+    write_table(table, out / "tables" / "degrees_rl", values=["acc_start", "acc_end"])
+
+
+def build(out: Path = OUT) -> list[str]:
+    """Make every table and figure from ``out/results``; returns what was made."""
+    made = []
+    steps = [
+        ("generalisation", generalisation_table),
+        ("table1", table1),
+        ("weights", weights_figure),
+        ("rl_curves", rl_outputs),
+        ("degrees_rl_curves", degrees_outputs),
+    ]
+    for name, make in steps:
+        frame = _read(out, name)
+        if frame is not None and len(frame):
+            make(frame, out)
+            made.append(name)
+    return made
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick", help="the preset whose newest run is reported")
+    parser.add_argument("--runs", default="runs", help="the run folders' root")
+    parser.add_argument("--no-collect", action="store_true", help="only rebuild from committed results")
+    args = parser.parse_args(argv)
+    if not args.no_collect:
+        used = collect(Path(args.runs), args.preset, OUT)
+        print(f"results from {used}" if used else "no run folder found: rebuilding from committed results")
+    made = build(OUT)
+    print("made:", ", ".join(made) if made else "nothing (no results yet)")
+
+
+if __name__ == "__main__":
+    main()

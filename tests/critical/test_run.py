@@ -1,0 +1,61 @@
+"""The task's config checks fail before compute; the smoke preset runs every stage end to end (slow)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from fourfold.core.cli import CONF_DIR
+from fourfold.critical.run import degree_specs, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=["experiment=critical/quick", *overrides])
+
+
+def test_quick_and_paper_presets_validate():
+    assert [s.n_digits for s in validate(config())] == [2, 3]
+    paper = None
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        paper = compose("config", overrides=["experiment=critical/paper"])
+    specs = validate(paper)
+    assert specs[0].size == "paper" and [s.n_digits for s in specs] == [7, 9, 11, 13]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("critical.rl.conditions=[{name: x, mode: prioritized, beta: -1}]", "beta"),
+        ("critical.degrees=[{n_digits: 0, mix_fraction: 0.0, steps: 10}]", "N"),
+        ("critical.degrees=[{n_digits: 7, mix_fraction: 0.0, steps: 10}]", "positions"),
+        ("critical.model_size=huge", "model_size"),
+        ("critical.stages=[pretrain, dance]", "stages"),
+    ],
+)
+def test_invalid_settings_fail_before_compute(override, message):
+    with pytest.raises(ValueError, match=message):
+        validate(config(override))
+
+
+def test_degree_specs_carry_the_pretraining_knobs():
+    spec = degree_specs(config().critical)[0]
+    assert (spec.batch_size, spec.size, spec.mix_fraction) == (32, "tiny", 0.05)
+
+
+@pytest.mark.slow
+def test_smoke_preset_runs_every_stage(tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fourfold", "experiment=critical/smoke", f"hydra.run.dir={run_dir}",
+           f"critical.cache_dir={tmp_path / 'cache'}", "trainer.enable_progress_bar=false"]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"rl_standard_acc", "rl_no_kl_acc", "dJ_critical_N2", "degrees_rl_N1_acc"} <= set(metrics)
+    for name in ("generalisation", "table1", "weights", "rl_curves", "degrees_rl_curves"):
+        assert (run_dir / "results" / f"{name}.csv").is_file()
