@@ -178,6 +178,31 @@ def ate(
     return ATEResult(estimate, se, method, diagnostics)
 
 
+def ate_from_weights(y, t, weights) -> ATEResult:
+    """Hajek-type estimate from unit weights (e.g. entropy balancing; normalised per arm), with the
+    influence-function SE (weights treated as fixed) and ESS diagnostics; no propensities exist here."""
+    y, t, w = np.asarray(y, float), np.asarray(t) > 0.5, np.asarray(weights, float)
+    w1, w0 = w[t] / w[t].sum(), w[~t] / w[~t].sum()
+    mu1, mu0 = w1 @ y[t], w0 @ y[~t]
+    n = len(y)
+    influence = np.zeros(n)
+    influence[t] = w1 * n * (y[t] - mu1)
+    influence[~t] = -w0 * n * (y[~t] - mu0)
+    se = float(np.std(influence, ddof=1) / np.sqrt(n))
+    ess_t, ess_c = effective_sample_size(w1), effective_sample_size(w0)
+    diagnostics = {
+        "ess": ess_t + ess_c,
+        "ess_treated": ess_t,
+        "ess_control": ess_c,
+        "min_propensity": np.nan,
+        "max_propensity": np.nan,
+        "n_clipped": 0.0,
+        "n_trimmed": 0.0,
+        "n_used": float(n),
+    }
+    return ATEResult(float(mu1 - mu0), se, "hajek", diagnostics)
+
+
 def weighted_mean_difference(x, t, weights) -> np.ndarray:
     """Per column of x: weighted treated mean minus weighted control mean (weights normalised per arm)."""
     x = np.asarray(x, dtype=np.float64)

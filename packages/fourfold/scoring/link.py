@@ -226,7 +226,7 @@ def tailored_raw_loss(f, y) -> Array:
     return residual * f - u - 2.0 * np.log(u) + 4.0
 
 
-# --- torch glue --------------------------------------------------------------------------------------------
+# --- torch glue ---
 
 
 def torch_raw_loss(rule, link: Link, scores, targets):

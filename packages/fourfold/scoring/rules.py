@@ -103,7 +103,7 @@ def _as_prob(q) -> Array:
     return q
 
 
-# --- closed forms ------------------------------------------------------------------------------------------
+# --- closed forms ---
 
 
 def tailored_weight(q, qbar=None) -> Array:
@@ -242,7 +242,7 @@ def rule_from_weight(weight: PairFn, name: str = "custom") -> ScoringRule:
     return ScoringRule(name, weight, loss1, link)
 
 
-# --- curvature matching -------------------------------------------------------------------------------------
+# --- curvature matching ---
 
 
 def ipw_error_bound(p, q) -> Array:
