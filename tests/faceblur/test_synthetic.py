@@ -29,7 +29,6 @@ def test_boxes_lie_in_the_image_and_mark_pasted_faces():
         assert np.all(boxes[:, 2] > boxes[:, 0])
         n_faces += len(boxes)
     assert n_faces > 0
-    # Faces are pasted where the boxes say: rendering the same seed without faces differs there.
 
 
 def test_paste_is_alpha_blend_and_clipped():

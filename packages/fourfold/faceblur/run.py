@@ -50,13 +50,21 @@ def training_stills(cfg: DictConfig):
     seed = int(cfg.seed)
     train = _stills(cfg, cfg.faceblur.data.train_images, "train", seed)
     val = _stills(cfg, cfg.faceblur.data.val_images, "test", seed + 1000)
-    root = cfg.faceblur.data.root
-    if root:
-        from fourfold.faceblur.data import load_records, parse_wider
+    from fourfold.faceblur.data import load_records, parse_fddb, parse_wider
 
+    root, fddb = cfg.faceblur.data.root, cfg.faceblur.data.fddb_root
+    if root:
         root = Path(root)
         records = parse_wider(root / "wider_face_split" / "wider_face_train_bbx_gt.txt")
         train += list(load_records(records, root / "WIDER_train" / "images"))
+    if fddb:
+        fddb = Path(fddb)
+        folds = sorted((fddb / "FDDB-folds").glob("FDDB-fold-*-ellipseList.txt"))
+        if not folds:
+            raise FileNotFoundError(
+                f"faceblur.data.fddb_root={fddb} has no FDDB-folds/FDDB-fold-*-ellipseList.txt"
+            )
+        train += list(load_records([r for f in folds for r in parse_fddb(f)], fddb / "originalPics"))
     return train, val
 
 
