@@ -147,3 +147,25 @@ def test_tailored_raw_loss_is_the_partial_loss_and_convex():
 def test_non_finite_scores_are_rejected():
     with pytest.raises(ValueError, match="finite"):
         ate_link_inverse(np.array([0.0, np.nan]))
+
+
+def test_fast_tailored_grad_hess_equals_the_generic_path():
+    from fourfold.scoring.link import raw_grad_hess
+
+    rule = RULES["tailored"]
+    f = np.array([-1e7, -40.0, -0.3, 0.0, 2.0, 900.0])
+    y = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    _, grad, hess = raw_loss_grad_hess(rule, rule.canonical_link, f, y)
+    fast_grad, fast_hess = raw_grad_hess(rule, rule.canonical_link, f, y)
+    np.testing.assert_allclose(fast_grad, grad, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(fast_hess, hess, rtol=1e-12)
+
+
+@pytest.mark.parametrize("start", [0.0, 1e-3, 5.0, 1e6])
+def test_warm_started_newton_reaches_the_same_root(start):
+    from fourfold.scoring.link import tailored_excess_newton
+
+    f = np.array([-1e8, -250.0, -1.0, 0.0, 0.01, 30.0, 5e5])
+    cold = tailored_excess_newton(f)
+    warm = tailored_excess_newton(f, start=np.full(f.shape, start))
+    np.testing.assert_allclose(warm, cold, rtol=1e-14, atol=1e-300)

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fourfold.scoring.link import raw_loss_grad_hess, to_q
+from fourfold.scoring.link import raw_grad_hess, raw_loss_grad_hess, to_q
 from fourfold.scoring.rules import get_rule
 
 LEARNERS = ("linear", "mlp", "xgboost")
@@ -284,10 +284,22 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
 
 
 def xgboost_objective(rule, link):
-    """XGBoost custom objective: gradient and (positive) Hessian of the rule's raw-score loss."""
+    """XGBoost custom objective: gradient and (positive) Hessian of the rule's raw-score loss.
+
+    For the tailored rule the quartic's roots of one round warm-start the next (margins move little).
+    """
+    from fourfold.scoring.link import tailored_grad_hess
+
+    warm = {}
 
     def objective(margin, dtrain):
-        _, grad, hess = raw_loss_grad_hess(rule, link, margin.astype(np.float64), dtrain.get_label())
-        return grad, hess
+        margin = margin.astype(np.float64)
+        label = dtrain.get_label()
+        if link.name == "tailored" and rule.canonical_link.name == "tailored":
+            previous = warm.get("e")
+            start = previous if previous is not None and previous.shape == margin.shape else None
+            grad, hess, warm["e"] = tailored_grad_hess(margin, label, start=start)
+            return grad, hess
+        return raw_grad_hess(rule, link, margin, label)
 
     return objective

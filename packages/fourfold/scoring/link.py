@@ -63,23 +63,37 @@ def tailored_link(q) -> Array:
     return (q - qbar) * (u * u + 2.0 * u)
 
 
-def tailored_excess_newton(f, max_iter: int = 100) -> Array:
+def _quartic_newton_step(e, f2):
+    p = e * (144.0 + e * (84.0 + e * (16.0 + e))) - f2
+    dp = 144.0 + e * (168.0 + e * (48.0 + 4.0 * e))
+    return p / dp
+
+
+def tailored_excess_newton(f, max_iter: int = 100, start=None) -> Array:
     """e = u - 4 >= 0 where u >= 4 is the root of ``u^4 - 12u^2 - 16u - f^2``, by Newton from above.
 
-    In e the quartic reads ``e^4 + 16e^3 + 84e^2 + 144e - f^2`` (no cancellation for small f, so q - 1/2
-    stays exact near f = 0). It is increasing and convex on e >= 0 and the start ``2 + sqrt|f|`` lies above
-    the root, so the iterates decrease monotonically. For |f| > 1e100, e = sqrt|f| - 4 to double precision.
+    In e the quartic reads ``P(e) = e^4 + 16e^3 + 84e^2 + 144e - f^2`` (no cancellation for small f, so
+    q - 1/2 stays exact near f = 0). P is increasing and convex on e >= 0, so from a start above the root
+    the iterates decrease monotonically. The default start is the smaller of two upper bounds, tightened
+    by fixed-point steps; a warm ``start`` (any e >= 0, e.g. the previous boosting round's root) takes one
+    free Newton step first, which lands above the root by convexity. For |f| > 1e100, e = sqrt|f| - 4.
     """
     a = np.abs(_as_scores(f))
     huge = a > 1e100
     a_work = np.where(huge, 0.0, a)
     f2 = a_work * a_work
-    e = 2.0 + np.sqrt(a_work)
+    if start is None:
+        # Upper bounds on the root (P > 0 there): 2 + sqrt|f| (large f) and f^2/144 (small f) ...
+        e = np.minimum(2.0 + np.sqrt(a_work), f2 / 144.0)
+        # ... tightened by u <- sqrt(6 + sqrt(36 + 16u + f^2)), which decreases towards the root.
+        for _ in range(2):
+            e = np.minimum(e, np.sqrt(6.0 + np.sqrt(36.0 + 16.0 * (e + 4.0) + f2)) - 4.0)
+    else:
+        e = np.maximum(np.asarray(start, dtype=np.float64), 0.0)
+        e = np.maximum(e - _quartic_newton_step(e, f2), 0.0)
     for _ in range(max_iter):
-        p = e * (144.0 + e * (84.0 + e * (16.0 + e))) - f2
-        dp = 144.0 + e * (168.0 + e * (48.0 + 4.0 * e))
         # From above the step is positive; a negative one is rounding noise at the root.
-        step = np.maximum(p / dp, 0.0)
+        step = np.maximum(_quartic_newton_step(e, f2), 0.0)
         e = e - step
         if np.all(step <= 2e-16 * e):
             break
@@ -97,6 +111,21 @@ def tailored_link_inverse(f) -> tuple[Array, Array]:
     e = tailored_excess_newton(f)
     u = 4.0 + e
     return (2.0 / u) / (1.0 + np.sqrt(e / u)), _side(f)
+
+
+def tailored_grad_hess(f, y, start=None) -> tuple[Array, Array, Array]:
+    """``q - y``, ``1/w(q) = 1/(2u(u^2 - 2u - 2))`` and the root e = u - 4 for the tailored rule with its
+    canonical link, straight from the quartic's root (the fast path of boosting objectives; ``start`` is
+    a warm start for the root, e.g. the previous round's)."""
+    f = _as_scores(f)
+    e = tailored_excess_newton(f, start=start)
+    u = 4.0 + e
+    m = (2.0 / u) / (1.0 + np.sqrt(e / u))
+    treated = np.asarray(y) > 0.5
+    negative = f < 0
+    # q - y with q = m (f < 0) or 1 - m (f >= 0), exact in every case
+    residual = np.where(treated, np.where(negative, m - 1.0, -m), np.where(negative, m, 1.0 - m))
+    return residual, 1.0 / (2.0 * u * (u * u - 2.0 * u - 2.0)), e
 
 
 def tailored_link_inverse_ferrari(f) -> tuple[Array, Array]:
@@ -216,38 +245,75 @@ def raw_loss_grad_hess(rule, link: Link, f, y) -> tuple[Array, Array, Array]:
     return loss, residual * w * dq_df, w * dq_df * dq_df
 
 
-def tailored_raw_loss(f, y) -> Array:
-    """L(f, y) = (q - y) f - u - 2 ln u + 4 with q = psi^-1(f), u = 1/(q(1-q)) (the tailored rule)."""
+def raw_grad_hess(rule, link: Link, f, y) -> tuple[Array, Array]:
+    """Gradient and Hessian of ``raw_loss_grad_hess`` without the loss value (for boosting objectives)."""
+    if link.name == "tailored" and rule.canonical_link.name == "tailored":
+        return tailored_grad_hess(f, y)[:2]
     f = _as_scores(f)
     y = np.asarray(y, dtype=np.float64)
-    q, qbar = q_and_complement(*tailored_link_inverse(f))
-    u = 1.0 / (q * qbar)
+    q, qbar = q_and_complement(*link.inverse(f))
     residual = np.where(y > 0.5, -qbar, q)
-    return residual * f - u - 2.0 * np.log(u) + 4.0
+    w = rule.weight_pair(q, qbar)
+    if link.name == rule.canonical_link.name:
+        return residual, 1.0 / w
+    dq_df = 1.0 / link.slope(q, qbar)
+    return residual * w * dq_df, w * dq_df * dq_df
+
+
+def tailored_raw_loss_grad(f, y) -> tuple[Array, Array]:
+    """L(f, y) = (q - y) f - u - 2 ln u + 4 and its gradient q - y, with q = psi^-1(f), u = 1/(q(1-q))
+    (the tailored rule on its canonical link; the fast path of the torch loss)."""
+    f = _as_scores(f)
+    e = tailored_excess_newton(f)
+    u = 4.0 + e
+    m = (2.0 / u) / (1.0 + np.sqrt(e / u))
+    treated = np.asarray(y) > 0.5
+    negative = f < 0
+    residual = np.where(treated, np.where(negative, m - 1.0, -m), np.where(negative, m, 1.0 - m))
+    return residual * f - u - 2.0 * np.log(u) + 4.0, residual
+
+
+def tailored_raw_loss(f, y) -> Array:
+    """L(f, y) = (q - y) f - u - 2 ln u + 4 with q = psi^-1(f), u = 1/(q(1-q)) (the tailored rule)."""
+    return tailored_raw_loss_grad(f, y)[0]
 
 
 # --- torch glue ---
+
+
+_TORCH_FUNCTION = None
+
+
+def _torch_function():
+    """The autograd Function (built once, on first use, so importing this module needs no torch)."""
+    global _TORCH_FUNCTION
+    if _TORCH_FUNCTION is None:
+        import torch
+
+        class RawScoreLoss(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, f, y, rule, link):
+                f64 = f.detach().to("cpu", torch.float64).numpy().reshape(-1)
+                y64 = y.detach().to("cpu", torch.float64).numpy().reshape(-1)
+                if link.name == "tailored" and rule.canonical_link.name == "tailored":
+                    loss, grad = tailored_raw_loss_grad(f64, y64)
+                else:
+                    loss, grad, _ = raw_loss_grad_hess(rule, link, f64, y64)
+                scaled = torch.from_numpy(grad / max(len(f64), 1)).to(device=f.device, dtype=f.dtype)
+                ctx.save_for_backward(scaled.reshape(f.shape))
+                return torch.as_tensor(loss.mean(), dtype=f.dtype, device=f.device)
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                (grad,) = ctx.saved_tensors
+                return grad_output * grad, None, None, None
+
+        _TORCH_FUNCTION = RawScoreLoss
+    return _TORCH_FUNCTION
 
 
 def torch_raw_loss(rule, link: Link, scores, targets):
     """Mean raw-score loss as a torch scalar whose gradient w.r.t. ``scores`` is the exact per-sample
     gradient over N (``(q - y)/N`` for the canonical link), computed in float64 by ``raw_loss_grad_hess``.
     """
-    import torch
-
-    class _RawLoss(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, f, y):
-            f64 = f.detach().to("cpu", torch.float64).numpy().reshape(-1)
-            y64 = y.detach().to("cpu", torch.float64).numpy().reshape(-1)
-            loss, grad, _ = raw_loss_grad_hess(rule, link, f64, y64)
-            n = max(len(f64), 1)
-            ctx.save_for_backward(torch.as_tensor(grad / n, dtype=f.dtype, device=f.device).reshape(f.shape))
-            return torch.as_tensor(loss.mean(), dtype=f.dtype, device=f.device)
-
-        @staticmethod
-        def backward(ctx, grad_output):
-            (grad,) = ctx.saved_tensors
-            return grad_output * grad, None
-
-    return _RawLoss.apply(scores, targets)
+    return _torch_function().apply(scores, targets, rule, link)
