@@ -1,0 +1,144 @@
+"""Rebuild every table and figure under ``experiments/scoring/`` (``python -m fourfold.scoring.report``).
+
+Tables come from the run folders of ``python -m fourfold experiment=scoring/<preset>`` (the latest run
+per preset and seed; seeds of a multirun are pooled) and are written as small CSV/Markdown files; figures
+are drawn from those committed files, so ``make report`` works without the runs too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fourfold.core.files import atomic_write_json, atomic_write_text
+from fourfold.core.plotting import new_figure, save_figure
+from fourfold.core.runs import find_runs
+from fourfold.core.tables import to_markdown, write_table
+from fourfold.scoring.grid import summarize
+
+OUT = Path("experiments/scoring")
+TABLE_VALUES = ["bias", "sd", "rmse", "mae", "coverage", "ess_fraction", "logloss", "brier", "ece"]
+SHOWN_METHODS = ["tailored", "log", "log_clip01", "log_clip05", "log_trim01", "log_isotonic", "log_platt",
+                 "brier", "zhao", "cbps_over", "ebal", "tailored_logit"]  # fmt: skip
+
+
+def collect(runs_root: Path, preset: str) -> tuple[pd.DataFrame | None, dict]:
+    """Pooled replication rows of the latest run per seed of ``preset``, and their run metadata."""
+    latest: dict[int, object] = {}
+    for run in find_runs(runs_root, paper="scoring", preset=preset):
+        if (run.path / "replications.csv").is_file():
+            latest[run.seed] = run  # find_runs sorts by path, i.e. by timestamp
+    if not latest:
+        return None, {}
+    frames, meta = [], {"runs": [], "seconds": 0.0}
+    for seed, run in sorted(latest.items()):
+        frame = pd.read_csv(run.path / "replications.csv")
+        frame["seed"] = seed
+        frames.append(frame)
+        meta["runs"].append(str(run.path))
+        meta["seconds"] += float(run.metrics.get("seconds", np.nan))
+    frame = pd.concat(frames, ignore_index=True)
+    frame["rep"] = frame["rep"] + 1_000_000 * frame["seed"]
+    return frame, meta
+
+
+def write_tables(summary: pd.DataFrame, preset: str, meta: dict) -> None:
+    results = OUT / "results"
+    write_table(summary, results / f"{preset}_summary")
+    hajek = summary[summary["estimator"] == "hajek"].copy()
+    hajek["order"] = hajek["method"].map({m: i for i, m in enumerate(SHOWN_METHODS)})
+    hajek = hajek.sort_values(["dataset", "learner", "order"])
+    cols = ["dataset", "learner", "method", *[c for v in TABLE_VALUES for c in (v, f"{v}_se")], "n", "failed"]
+    write_table(hajek[cols], results / f"{preset}_hajek", values=TABLE_VALUES)
+    wide = summary.pivot_table(index=["dataset", "learner", "method"], columns="estimator", values="rmse")
+    wide = wide.reset_index()
+    atomic_write_text(results / f"{preset}_rmse_by_estimator.md", to_markdown(wide))
+    atomic_write_json(results / f"{preset}_runs.json", meta)
+
+
+def plot_rmse(summary: pd.DataFrame, preset: str) -> None:
+    hajek = summary[summary["estimator"] == "hajek"]
+    datasets = sorted(hajek["dataset"].unique())
+    learners = ["linear", "xgboost", "mlp"]
+    fig, axes = new_figure(len(datasets), 1, width=9.0, height=2.4, squeeze=False)
+    for ax, name in zip(axes[:, 0], datasets):
+        part = hajek[hajek["dataset"] == name]
+        methods = [m for m in SHOWN_METHODS if m in set(part["method"])]
+        x = np.arange(len(methods))
+        for k, learner in enumerate(learners + ["none"]):
+            rows = part[part["learner"] == learner].set_index("method").reindex(methods)
+            if rows["rmse"].notna().any():
+                ax.bar(x + 0.2 * (k - 1.5), rows["rmse"], width=0.2, yerr=rows["rmse_se"], label=learner)
+        ax.set_xticks(x, methods, rotation=30, ha="right", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: RMSE of the Hajek ATE")
+    axes[0, 0].legend(ncol=4, fontsize=7)
+    save_figure(fig, OUT / "figures" / f"rmse_{preset}.png")
+
+
+def plot_rules() -> None:
+    from fourfold.scoring.rules import RULES
+
+    q = np.logspace(-3, np.log10(0.5), 400)
+    q = np.r_[q, 1 - q[::-1][1:]]
+    fig, (left, mid, right) = new_figure(1, 3, width=3.6, height=3.0)
+    for k, name in enumerate(("log", "brier", "exponential", "zhao", "tailored")):
+        rule, color = RULES[name], f"C{k}"
+        left.plot(q, rule.weight(q), label=name, color=color)
+        l1 = rule.partial_losses(q)[0] - rule.partial_losses(np.array([0.5]))[0]
+        mid.plot(q, l1, label=name, color=color)
+        right.plot(q, rule.canonical_link(q), label=name, color=color)
+    left.set(yscale="log", xlabel="q", ylabel="w(q)", title="weight (curvature) w(q)")
+    mid.set(yscale="symlog", xlabel="q", ylabel="l(q, 1) - l(1/2, 1)", title="partial loss, T = 1")
+    right.set(yscale="symlog", xlabel="q", ylabel="psi(q)", title="canonical link")
+    left.legend(fontsize=7)
+    save_figure(fig, OUT / "figures" / "weights_and_losses.png")
+
+
+def plot_propensity_histograms(seed: int = 0) -> None:
+    """Fitted propensities of one Kang-Schafer (misspecified, n = 1000) draw, per loss and learner."""
+    from fourfold.scoring.datasets import kang_schafer
+    from fourfold.scoring.learners import PropensityClassifier
+
+    data = kang_schafer(1000, np.random.default_rng(seed), misspecified=True)
+    losses = ["tailored", "log", "zhao", "brier"]
+    fig, axes = new_figure(2, len(losses), width=2.6, height=2.2, sharex=True)
+    bins = np.linspace(0, 1, 41)
+    for row, learner in enumerate(("linear", "xgboost")):
+        for col, loss in enumerate(losses):
+            with np.errstate(all="ignore"):
+                q = PropensityClassifier(learner=learner, loss=loss).fit(data.x, data.t).propensity(data.x)
+            ax = axes[row, col]
+            ax.hist(data.propensity, bins=bins, alpha=0.35, color="grey", label="true e(x)")
+            ax.hist(q, bins=bins, alpha=0.7, label="fitted")
+            ax.set_title(f"{learner}, {loss}\nmin {q.min():.1e}, max {q.max():.3f}", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    save_figure(fig, OUT / "figures" / "propensity_histograms.png")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", default="runs", help="root of the run folders")
+    parser.add_argument("--presets", nargs="*", default=["quick", "paper"], help="presets to report")
+    args = parser.parse_args(argv)
+    for preset in args.presets:
+        frame, meta = collect(Path(args.runs), preset)
+        if frame is not None:
+            with np.errstate(all="ignore"):
+                summary = summarize(frame)
+            write_tables(summary, preset, meta)
+            print(f"{preset}: {len(meta['runs'])} run(s), {len(frame)} rows -> {OUT / 'results'}")
+        committed = OUT / "results" / f"{preset}_summary.csv"
+        if committed.is_file():
+            plot_rmse(pd.read_csv(committed), preset)
+            print(f"{preset}: figure {OUT / 'figures' / f'rmse_{preset}.png'}")
+    plot_rules()
+    plot_propensity_histograms()
+    print(f"figures in {OUT / 'figures'}")
+
+
+if __name__ == "__main__":
+    main()
