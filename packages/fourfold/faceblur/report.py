@@ -121,6 +121,18 @@ def recall_figure(table, target: Path) -> None:
     save_figure(fig, target)
 
 
+def strength_table(metrics: dict[str, float]):
+    """Identity distance per operator and strength (rows), from ``strength/<variant>/identity_dist``."""
+    import pandas as pd
+
+    rows = [
+        {"operator": key.split("/")[1], "identity_dist": value}
+        for key, value in metrics.items()
+        if key.startswith("strength/")
+    ]
+    return pd.DataFrame(rows)
+
+
 def build(runs_root: Path, out: Path) -> list[Path]:
     import pandas as pd
 
@@ -140,6 +152,11 @@ def build(runs_root: Path, out: Path) -> list[Path]:
             table = table_from_metrics(run.metrics)
             write_table(table, stem)
             written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+            strength = strength_table(run.metrics)
+            if len(strength):
+                strength_stem = out / "results" / f"identity_vs_strength_{preset}"
+                write_table(strength, strength_stem)
+                written += [strength_stem.with_suffix(".csv"), strength_stem.with_suffix(".md")]
             if (run.path / "examples.npz").is_file():
                 examples_figure(run.path / "examples.npz", out / "figures" / f"examples_{preset}.png")
                 written.append(out / "figures" / f"examples_{preset}.png")

@@ -261,6 +261,8 @@ def evaluate(cfg: DictConfig, run_dir: Path, weights: dict[str, str | None]) -> 
         examples[f"{name}_stills"] = evaluation.example_frames(method, shown[:-1])
         examples[f"{name}_clip"] = evaluation.example_frames(method, shown[-1:])
         log.info("evaluated %s in %.0f s: %s", name, time.perf_counter() - t0, res)
+    if probe is not None and photos:
+        out.update(evaluation.strength_study(probe, photos))
     np.savez_compressed(run_dir / "examples.npz", **examples)
     out["n_test_faces"] = float(sum(len(b) for _, b in stills))
     out["n_clip_frames"] = float(sum(len(c.frames) for c in clips))
