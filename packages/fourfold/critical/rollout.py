@@ -160,17 +160,14 @@ def sample(
 def teacher_forced(model, rollout: Rollout, *, output_hidden: bool = False):
     """One forward pass over the whole episodes; returns the logits that chose each action, [B, T, V]
     (and the last hidden states of the same states, [B, T, d], with ``output_hidden``)."""
-    out = model(
-        input_ids=rollout.tokens,
-        attention_mask=rollout.attention_mask,
-        position_ids=rollout.position_ids,
-        output_hidden_states=output_hidden,
-    )
+    # The trunk, then the head: the final hidden states feed the critic (GPT2LMHeadModel's two parts).
+    hidden = model.transformer(
+        input_ids=rollout.tokens, attention_mask=rollout.attention_mask, position_ids=rollout.position_ids
+    ).last_hidden_state
     p = rollout.prompt_len
-    logits = out.logits[:, p - 1 : -1]
-    if output_hidden:
-        return logits, out.hidden_states[-1][:, p - 1 : -1]
-    return logits
+    hidden = hidden[:, p - 1 : -1]
+    logits = model.lm_head(hidden)
+    return (logits, hidden) if output_hidden else logits
 
 
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor, temperature: float = 1.0):

@@ -199,6 +199,7 @@ def read_curves(path: Path) -> pd.DataFrame:
 
 def rl_run(cfg, model, tok, settings, iterations: int, run_dir: Path) -> pd.DataFrame:
     """One RL run from a copy of the pre-trained model (policy) against a frozen copy (reference)."""
+    torch.set_num_threads(int(cfg.critical.threads))  # also in joblib worker processes
     policy, reference = copy.deepcopy(model), copy.deepcopy(model)
     set_dropout(policy, 0.0)
     set_dropout(reference, 0.0)
@@ -223,6 +224,17 @@ def rl_run(cfg, model, tok, settings, iterations: int, run_dir: Path) -> pd.Data
     (run_dir / "done").write_text(f"{time.time() - start:.1f} s\n")
     log.info("RL run %s: %.0f s", run_dir.name, time.time() - start)
     return read_curves(curves)
+
+
+def run_all(cfg, jobs: list[tuple]) -> list[pd.DataFrame]:
+    """``rl_run`` for every (model, tokenizer, settings, iterations, run_dir) job, in ``critical.workers``
+    processes (each run is independent and seeded, so the result does not depend on the worker count)."""
+    workers = int(cfg.critical.workers)
+    if workers <= 1:
+        return [rl_run(cfg, *job) for job in jobs]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=workers, backend="loky")(delayed(rl_run)(cfg, *job) for job in jobs)
 
 
 def curve_rows(curves: pd.DataFrame, **labels) -> pd.DataFrame:
@@ -274,7 +286,7 @@ def main(cfg: DictConfig) -> dict[str, float]:
 
     if "rl" in stages:
         started = time.time()
-        frames = []
+        jobs, labels = [], []
         for cond in c.rl.conditions:
             for seed in c.rl.seeds:
                 where = run_dir / "rl" / f"{cond.name}_seed{seed}"
@@ -282,8 +294,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
                     c, main_spec.n_digits, int(c.rl.plus_k), cond, float(c.rl.kl_coef), int(seed),
                     where / "curves.jsonl",
                 )  # fmt: skip
-                curves = rl_run(cfg, models[main_spec.name], tok, settings, int(c.rl.iterations), where)
-                frames.append(curve_rows(curves, condition=str(cond.name), seed=int(seed)))
+                jobs.append((models[main_spec.name], tok, settings, int(c.rl.iterations), where))
+                labels.append({"condition": str(cond.name), "seed": int(seed)})
+        frames = [curve_rows(f, **lab) for f, lab in zip(run_all(cfg, jobs), labels)]
         curves = pd.concat(frames, ignore_index=True)
         write_csv(curves, results / "rl_curves.csv")
         final = curves[(curves.kind == "eval") & (curves.step == curves.step.max())]
@@ -295,7 +308,7 @@ def main(cfg: DictConfig) -> dict[str, float]:
     if "degrees_rl" in stages:
         d = c.degrees_rl
         started = time.time()
-        frames = []
+        jobs, labels = [], []
         for spec in specs:
             for seed in d.seeds:
                 where = run_dir / "degrees_rl" / f"{spec.name}_seed{seed}"
@@ -303,8 +316,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
                     c, spec.n_digits, int(d.plus_k), d.condition, float(d.kl_coef), int(seed),
                     where / "curves.jsonl",
                 )  # fmt: skip
-                curves = rl_run(cfg, models[spec.name], tok, settings, int(d.iterations), where)
-                frames.append(curve_rows(curves, degree=spec.name, N=spec.n_digits, seed=int(seed)))
+                jobs.append((models[spec.name], tok, settings, int(d.iterations), where))
+                labels.append({"degree": spec.name, "N": spec.n_digits, "seed": int(seed)})
+        frames = [curve_rows(f, **lab) for f, lab in zip(run_all(cfg, jobs), labels)]
         curves = pd.concat(frames, ignore_index=True)
         write_csv(curves, results / "degrees_rl_curves.csv")
         final = curves[(curves.kind == "eval") & (curves.step == curves.step.max())]
