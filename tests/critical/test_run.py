@@ -34,7 +34,7 @@ def test_quick_and_paper_presets_validate():
     [
         ("critical.rl.conditions=[{name: x, mode: prioritized, beta: -1}]", "beta"),
         ("critical.degrees=[{n_digits: 0, mix_fraction: 0.0, steps: 10}]", "N"),
-        ("critical.degrees=[{n_digits: 7, mix_fraction: 0.0, steps: 10}]", "positions"),
+        ("critical.degrees=[{n_digits: 7, mix_fraction: 0.0, steps: 10}]", "main_degree"),
         ("critical.model_size=huge", "model_size"),
         ("critical.stages=[pretrain, dance]", "stages"),
     ],
@@ -42,6 +42,13 @@ def test_quick_and_paper_presets_validate():
 def test_invalid_settings_fail_before_compute(override, message):
     with pytest.raises(ValueError, match=message):
         validate(config(override))
+
+
+def test_operands_longer_than_the_context_fail_before_compute():
+    with pytest.raises(ValueError, match="positions"):
+        validate(
+            config("critical.degrees=[{n_digits: 7, mix_fraction: 0.0, steps: 10}]", "critical.main_degree=0")
+        )
 
 
 def test_degree_specs_carry_the_pretraining_knobs():

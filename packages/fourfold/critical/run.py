@@ -97,6 +97,8 @@ def validate(cfg: DictConfig) -> list[PretrainSpec]:
     if not specs:
         raise ValueError("critical.degrees is empty: give at least one {n_digits, mix_fraction, steps}")
     n_positions = SIZES[c.model_size]["n_positions"]
+    if not -len(specs) <= int(c.main_degree) < len(specs):
+        raise ValueError(f"critical.main_degree={c.main_degree} is not an index of the {len(specs)} degrees")
     main = specs[int(c.main_degree)]
     for cond in c.rl.conditions:
         rl_settings(c, main.n_digits, int(c.rl.plus_k), cond, float(c.rl.kl_coef), 0, "").validate(
