@@ -184,7 +184,8 @@ def summarize(frame):
     )
     table["rmse"] = np.sqrt(table["sq_error"])
     table["rmse_se"] = table["sq_error_se"] / (2 * table["rmse"].where(table["rmse"] > 0))
-    sd = ok.groupby(by)["estimate"].std(ddof=1).rename("sd").reset_index()
+    # SD of the error, not of the estimate: semi-synthetic truths change between replications
+    sd = ok.groupby(by)["error"].std(ddof=1).rename("sd").reset_index()
     table = table.merge(sd, on=by, how="left")
     table["sd_se"] = table["sd"] / np.sqrt(2 * (table["n"] - 1).clip(lower=1))
     failures = frame.groupby(["dataset", "learner", "method"])["failed"].sum().rename("failed").reset_index()

@@ -20,6 +20,7 @@ from fourfold.core.tables import to_markdown, write_table
 from fourfold.scoring.grid import summarize
 
 OUT = Path("experiments/scoring")
+COLORS = {"linear": "C0", "xgboost": "C1", "mlp": "C2", "none": "C3"}
 TABLE_VALUES = ["bias", "sd", "rmse", "mae", "coverage", "ess_fraction", "logloss", "brier", "ece"]
 SHOWN_METHODS = ["tailored", "log", "log_clip01", "log_clip05", "log_trim01", "log_isotonic", "log_platt",
                  "brier", "zhao", "cbps_over", "ebal", "tailored_logit"]  # fmt: skip
@@ -68,10 +69,20 @@ def plot_rmse(summary: pd.DataFrame, preset: str) -> None:
         part = hajek[hajek["dataset"] == name]
         methods = [m for m in SHOWN_METHODS if m in set(part["method"])]
         x = np.arange(len(methods))
-        for k, learner in enumerate(learners + ["none"]):
+        present = [lr for lr in learners if lr in set(part["learner"])]
+        for learner in [*present, "none"]:
             rows = part[part["learner"] == learner].set_index("method").reindex(methods)
+            # balancing methods have no learner: their bar sits on the tick
+            offset = 0.0 if learner == "none" else 0.25 * (present.index(learner) - (len(present) - 1) / 2)
             if rows["rmse"].notna().any():
-                ax.bar(x + 0.2 * (k - 1.5), rows["rmse"], width=0.2, yerr=rows["rmse_se"], label=learner)
+                ax.bar(
+                    x + offset,
+                    rows["rmse"],
+                    width=0.25,
+                    yerr=rows["rmse_se"],
+                    label=learner,
+                    color=COLORS[learner],
+                )
         ax.set_xticks(x, methods, rotation=30, ha="right", fontsize=7)
         ax.set_yscale("log")
         ax.set_title(f"{name}: RMSE of the Hajek ATE")
@@ -122,9 +133,14 @@ def plot_propensity_histograms(seed: int = 0) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", default="runs", help="root of the run folders")
-    parser.add_argument("--presets", nargs="*", default=["quick", "paper"], help="presets to report")
+    parser.add_argument("--presets", nargs="*", default=None, help="presets to report (default: all found)")
     args = parser.parse_args(argv)
-    for preset in args.presets:
+    presets = args.presets
+    if presets is None:
+        found = {run.preset for run in find_runs(Path(args.runs), paper="scoring")}
+        committed = {p.name.removesuffix("_summary.csv") for p in (OUT / "results").glob("*_summary.csv")}
+        presets = sorted(found | committed)
+    for preset in presets:
         frame, meta = collect(Path(args.runs), preset)
         if frame is not None:
             with np.errstate(all="ignore"):
