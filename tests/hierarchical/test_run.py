@@ -137,3 +137,27 @@ def test_smoke_sweep_through_the_cli(tmp_path):
     assert {"inat19", "digits"} <= set(df.dataset)
     oracle = df[(df.source == "oracle") & (df.decoder != "-")]
     assert len(oracle) == 2 * 64
+
+
+@pytest.mark.slow
+def test_decode_through_the_cli(files, tmp_path):
+    folder, h, P, _ = files
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fourfold",
+            "experiment=hierarchical/decode",
+            f"hierarchical.probs={folder / 'probs.csv'}",
+            "hierarchical.hierarchy=inat19",
+            "hierarchical.metric=hF_2",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(run_dir / "predictions.npz")["predictions"], decode(P, h, "hF_2"))
+    assert (run_dir / "metrics.json").is_file()

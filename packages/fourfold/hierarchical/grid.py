@@ -12,19 +12,22 @@ DECODERS = ("optimal", *HEURISTICS)
 
 
 def evaluate_grid(P: np.ndarray, labels: np.ndarray, h: Hierarchy, metrics: dict[str, Metric] | None = None):
-    """Rows {decoder, metric, value} (sample means) for the 8 x 8 grid and one ``ece`` row.
+    """Rows {decoder, metric, value, se[, se_diff]} (sample means) for the 8 x 8 grid and an ``ece`` row.
 
     The ``optimal`` row uses, for each metric, that metric's own Bayes-optimal decoder.
     """
     metrics = metrics or all_metrics(h, BASE_METRICS)
-    rows = []
+    rows, optimal = [], {}
     for name, metric in metrics.items():
-        pred = optimal_decode(P, h, metric)
-        rows.append({"decoder": "optimal", "metric": name, **_mean_se(metric.score(pred, labels))})
+        optimal[name] = metric.score(optimal_decode(P, h, metric), labels)
+        rows.append({"decoder": "optimal", "metric": name, **_mean_se(optimal[name])})
     for rule, heuristic in HEURISTICS.items():
         pred = h.paths(heuristic(P, h))
         for name, metric in metrics.items():
-            rows.append({"decoder": rule, "metric": name, **_mean_se(metric.score(pred, labels))})
+            values = metric.score(pred, labels)
+            # se_diff: standard error of the paired per-example difference to the optimal decoder.
+            paired = _mean_se(values - optimal[name])["se"]
+            rows.append({"decoder": rule, "metric": name, **_mean_se(values), "se_diff": paired})
     rows.append(
         {"decoder": "-", "metric": "ece", "value": expected_calibration_error(P, labels), "se": np.nan}
     )

@@ -60,8 +60,13 @@ def signed_gap(df: pd.DataFrame) -> pd.DataFrame:
         heur = cell[cell.decoder != "optimal"].copy()
         heur["score"] = sign * heur.value
         best = heur.loc[heur.score.idxmax()]
-        gap = sign * (opt.value - best.value)
-        se = float(np.hypot(opt.se, best.se))
+        gap = sign * (opt.value - best.value) + 0.0  # no "-0" in tables
+        # Paired standard error when the run stored it (same examples for every decoder).
+        se = (
+            float(best.se_diff)
+            if "se_diff" in best and np.isfinite(best.se_diff)
+            else float(np.hypot(opt.se, best.se))
+        )
         rows.append(
             dict(
                 zip(["dataset", "source", "level", "metric"], key),
@@ -80,6 +85,31 @@ def _verdict(gap: float, se: float) -> str:
     if gap < -2 * se:
         return "heuristic better"
     return "tied (within 2 SE)"
+
+
+def heuristic_coverage(df: pd.DataFrame) -> pd.DataFrame:
+    """For each dataset/source at its largest level: per heuristic, the number of metrics where it is
+    within 2 SE (paired when available) of, or better than, the optimal decoder."""
+    rows = []
+    grid = df[df.decoder.isin(DECODERS)]
+    for (dataset, source), cell in grid.groupby(["dataset", "source"]):
+        cell = cell[cell.level == cell.level.max()]
+        row = {"dataset": dataset, "source": source, "level": float(cell.level.max())}
+        for decoder in DECODERS[1:]:
+            count = 0
+            for metric in BASE_METRICS:
+                sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+                opt = cell[(cell.decoder == "optimal") & (cell.metric == metric)].iloc[0]
+                heur = cell[(cell.decoder == decoder) & (cell.metric == metric)].iloc[0]
+                se = (
+                    heur.se_diff
+                    if "se_diff" in heur and np.isfinite(heur.se_diff)
+                    else np.hypot(opt.se, heur.se)
+                )
+                count += int(sign * (heur.value - opt.value) >= -2 * float(se))
+            row[decoder] = count
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def grid_table(df: pd.DataFrame, dataset: str, source: str, level: float) -> pd.DataFrame:
@@ -124,6 +154,21 @@ def main(argv=None) -> None:
     write_table(gaps, tables / f"gaps_{preset}")
     summary = gaps.groupby(["dataset", "source", "verdict"]).size().unstack(fill_value=0).reset_index()
     write_table(summary, tables / f"verdicts_{preset}")
+
+    claims = [
+        f"# Claim tables ({preset} preset)\n\n",
+        "## Gap of the optimal decoder over the best heuristic, by level (> 0: optimal better)\n",
+    ]
+    for (dataset, source), cell in gaps.groupby(["dataset", "source"]):
+        pivot = cell.pivot_table(index="level", columns="metric", values="gap")
+        pivot = pivot[[m for m in BASE_METRICS if m in pivot.columns]].reset_index()
+        claims.append(f"\n### {dataset}, {source}\n\n" + to_markdown(pivot))
+    claims.append(
+        "\n## Metrics (of 8) on which each heuristic ties or beats the optimal decoder "
+        "(within 2 SE), at the most ambiguous level\n\n"
+    )
+    claims.append(to_markdown(heuristic_coverage(df)))
+    atomic_write_text(tables / f"claims_{preset}.md", "".join(claims))
 
     lines = [
         f"# Grids ({preset} preset): 8 decoders x 8 metrics\n",
