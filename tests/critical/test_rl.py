@@ -133,7 +133,6 @@ def run_rl(tmp_path, name, iterations, trainer_cfg):
     return metrics, policy, ref
 
 
-@pytest.mark.slow
 def test_rl_resumes_from_last_checkpoint(tmp_path, trainer_cfg):
     first, _, _ = run_rl(tmp_path, "resumed", 2, trainer_cfg)
     assert first["global_step"] == 2
