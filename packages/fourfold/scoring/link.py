@@ -95,7 +95,8 @@ def tailored_excess_newton(f, max_iter: int = 100, start=None) -> Array:
         # From above the step is positive; a negative one is rounding noise at the root.
         step = np.maximum(_quartic_newton_step(e, f2), 0.0)
         e = e - step
-        if np.all(step <= 2e-16 * e):
+        # Quadratic convergence: after a step of relative size 1e-9 the error is ~1e-18 relative.
+        if np.all(step <= 1e-9 * e):
             break
     return np.where(huge, np.sqrt(a) - 4.0, np.maximum(e, 0.0))
 

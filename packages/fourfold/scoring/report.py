@@ -54,6 +54,23 @@ def write_tables(summary: pd.DataFrame, preset: str, meta: dict) -> None:
     hajek = hajek.sort_values(["dataset", "learner", "order"])
     cols = ["dataset", "learner", "method", *[c for v in TABLE_VALUES for c in (v, f"{v}_se")], "n", "failed"]
     write_table(hajek[cols], results / f"{preset}_hajek", values=TABLE_VALUES)
+    headline = []
+    for (learner, estimator), part in summary.groupby(["learner", "estimator"]):
+        if learner == "none" or estimator not in ("ht", "hajek"):
+            continue
+        balancing = summary[(summary["learner"] == "none") & (summary["estimator"] == estimator)]
+        cells = pd.concat([part, balancing])
+        cells = cells.assign(
+            cell=[
+                f"{r:.3g} ± {e:.2g}" if np.isfinite(e) else f"{r:.3g}"
+                for r, e in zip(cells["rmse"], cells["rmse_se"])
+            ]
+        )
+        table = cells.pivot_table(index="dataset", columns="method", values="cell", aggfunc="first")
+        table = table[[m for m in SHOWN_METHODS if m in table.columns]].reset_index()
+        headline.append(f"### {learner}, {estimator}: RMSE of the ATE (mean ± SE over replications)\n\n")
+        headline.append(to_markdown(table) + "\n")
+    atomic_write_text(results / f"{preset}_headline.md", "".join(headline))
     wide = summary.pivot_table(index=["dataset", "learner", "method"], columns="estimator", values="rmse")
     wide = wide.reset_index()
     atomic_write_text(results / f"{preset}_rmse_by_estimator.md", to_markdown(wide))
