@@ -1,8 +1,8 @@
 """Rebuild every table and figure under ``experiments/critical/`` (``python -m fourfold.critical.report``).
 
-The newest finished run folder of the preset (default ``quick``) is copied into
-``experiments/critical/results/`` (small CSVs); tables and figures are then made from those committed
-files, so the report can be rebuilt without the run folders.
+For each reported preset (``quick`` and ``long``), the newest finished run folder is copied into
+``experiments/critical/<preset>/results/`` (small CSVs); tables and figures are then made from those
+committed files, so the report can be rebuilt without the run folders.
 """
 
 import argparse
@@ -18,6 +18,7 @@ from fourfold.core.runs import find_runs
 from fourfold.core.tables import mean_se, write_table
 
 OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
+PRESETS = ("quick", "long")
 RESULT_FILES = ("degrees", "generalisation", "table1", "weights", "rl_curves", "degrees_rl_curves")
 
 
@@ -172,15 +173,21 @@ def build(out: Path = OUT) -> list[str]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="quick", help="the preset whose newest run is reported")
+    parser.add_argument("--preset", action="append", help=f"preset(s) to report (default: {PRESETS})")
     parser.add_argument("--runs", default="runs", help="the run folders' root")
     parser.add_argument("--no-collect", action="store_true", help="only rebuild from committed results")
     args = parser.parse_args(argv)
-    if not args.no_collect:
-        used = collect(Path(args.runs), args.preset, OUT)
-        print(f"results from {used}" if used else "no run folder found: rebuilding from committed results")
-    made = build(OUT)
-    print("made:", ", ".join(made) if made else "nothing (no results yet)")
+    for preset in args.preset or PRESETS:
+        out = OUT / preset
+        if not args.no_collect:
+            used = collect(Path(args.runs), preset, out)
+            print(
+                f"{preset}: results from {used}"
+                if used
+                else f"{preset}: no run folder, using committed results"
+            )
+        made = build(out)
+        print(f"{preset}: made", ", ".join(made) if made else "nothing (no results yet)")
 
 
 if __name__ == "__main__":
