@@ -59,6 +59,7 @@ def write_tables(summary: pd.DataFrame, preset: str, meta: dict) -> None:
         if learner == "none" or estimator not in ("ht", "hajek"):
             continue
         balancing = summary[(summary["learner"] == "none") & (summary["estimator"] == estimator)]
+        balancing = balancing[balancing["dataset"].isin(part["dataset"])]
         cells = pd.concat([part, balancing])
         cells = cells.assign(
             cell=[
