@@ -5,6 +5,7 @@ Shapes: B episodes, T steps; ``mask`` [B, T] is True on the actions inside each 
 is terminal (on the last action of each episode); gamma = 1 by default.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -134,13 +135,22 @@ def fine_tune(
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     module = RLLit(policy, reference, tokenizer, settings, critic=critic)
     steps = DataLoader(list(range(iterations)), batch_size=1)
-    return fit(
-        module,
-        steps,
-        trainer_cfg=trainer_cfg,
-        run_dir=run_dir,
-        max_steps=iterations,
-        seed=settings.seed,
-        checkpoint_every_n_steps=checkpoint_every,
-        **trainer_overrides,
-    )
+    with warnings.catch_warnings():
+        # Expected here: the frozen reference stays in eval mode; checkpoints hold the post-step state; the
+        # iteration loader restarts on resume (each iteration's data is seeded by its step, not the loader).
+        for message in (
+            ".*module\\(s\\) in eval mode.*",
+            ".*no pre-optimization state.*",
+            ".*not resumable.*",
+        ):
+            warnings.filterwarnings("ignore", message=message)
+        return fit(
+            module,
+            steps,
+            trainer_cfg=trainer_cfg,
+            run_dir=run_dir,
+            max_steps=iterations,
+            seed=settings.seed,
+            checkpoint_every_n_steps=checkpoint_every,
+            **trainer_overrides,
+        )
