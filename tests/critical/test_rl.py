@@ -83,7 +83,7 @@ def test_sequence_aggregation_weights_episodes_equally():
     loss, _ = rl_loss(**inputs, weights=torch.ones(2, 5), cfg=cfg)
     per_token = -inputs["logp"] * inputs["advantages"]
     expected = 0.5 * (per_token[0, :3].mean() + per_token[1].mean())
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 def rl_setup(tmp_path, name, algorithm="a2c"):
