@@ -70,15 +70,17 @@ def certainty_gap(
 ):
     """Table 1 analogue. For each example, dJ at a position = J there minus the mean J of the example's
     other target positions. Returns per-example arrays: mean dJ at critical positions, mean dJ at the
-    others, the minimum J at critical positions, and all J values (for histograms)."""
-    crit, other, crit_min, all_j = [], [], [], []
+    others, the minimum J at critical positions, all J values (for histograms), and ``by_position``:
+    (label, J, dJ) per critical position, labelled ``step<s>/operand<o>/<comma|digit>``."""
+    crit, other, crit_min, all_j, by_position = [], [], [], [], []
     for chunk in _batches(list(pairs), batch_size):
         episodes = target_rollout(tokenizer, chunk)
         j = certainty_from_logits(teacher_forced(model, episodes), kind, temperature)
         for i, (a, b) in enumerate(chunk):
             n = int(episodes.action_mask[i].sum())
             ji = j[i, :n].double()
-            offsets = [p.offset for p in critical_positions(a, b, n_digits)]
+            found = critical_positions(a, b, n_digits)
+            offsets = [p.offset for p in found]
             if not offsets:
                 continue
             is_crit = torch.zeros(n, dtype=torch.bool)
@@ -89,11 +91,16 @@ def certainty_gap(
             other.append(float(delta[~is_crit].mean()))
             crit_min.append(float(ji[is_crit].min()))
             all_j.append(ji.numpy())
+            for p in found:
+                kind = "comma" if p.char == "," else "digit"
+                label = f"step{p.step}/operand{p.operand}/{kind}"
+                by_position.append((label, float(ji[p.offset]), float(delta[p.offset])))
     return {
         "delta_critical": np.array(crit),
         "delta_other": np.array(other),
         "critical_min_j": np.array(crit_min),
         "j_values": np.concatenate(all_j) if all_j else np.array([]),
+        "by_position": by_position,
     }
 
 

@@ -19,24 +19,37 @@ from fourfold.core.tables import mean_se, write_table
 
 OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
 PRESETS = ("quick", "long")
-RESULT_FILES = ("degrees", "generalisation", "table1", "weights", "rl_curves", "degrees_rl_curves")
+RESULT_FILES = (
+    "degrees",
+    "generalisation",
+    "table1",
+    "table1_positions",
+    "weights",
+    "rl_curves",
+    "degrees_rl_curves",
+)
 
 
 def collect(runs_root: Path, preset: str, out: Path) -> str | None:
-    """Copy the newest finished run's result CSVs into ``out/results``; returns the run path used."""
+    """Copy each result CSV from the newest finished run of ``preset`` that has it (a run of only some
+    stages, ``critical.stages=[...]``, updates only those) into ``out/results``; ``source.json`` records
+    which run each file came from. Returns the newest run used, or None."""
     runs = [r for r in find_runs(runs_root, paper="critical", preset=preset) if (r.path / "results").is_dir()]
     if not runs:
         return None
-    run = runs[-1]
     target = out / "results"
     target.mkdir(parents=True, exist_ok=True)
+    sources = {}
     for name in RESULT_FILES:
-        src = run.path / "results" / f"{name}.csv"
-        if src.is_file():
-            shutil.copyfile(src, target / f"{name}.csv")
-    source = {"run": str(run.path), "preset": preset, "metrics": run.metrics}
+        for run in reversed(runs):
+            src = run.path / "results" / f"{name}.csv"
+            if src.is_file():
+                shutil.copyfile(src, target / f"{name}.csv")
+                sources[name] = {"run": str(run.path), "metrics": run.metrics}
+                break
+    source = {"preset": preset, "files": sources}
     (target / "source.json").write_text(json.dumps(source, indent=2, sort_keys=True) + "\n")
-    return str(run.path)
+    return str(runs[-1].path)
 
 
 def _read(out: Path, name: str) -> pd.DataFrame | None:
@@ -57,6 +70,10 @@ def table1(frame: pd.DataFrame, out: Path) -> None:
     shown = frame[["N", "mix", "n", "delta_critical", "delta_critical_se", "delta_other", "delta_other_se",
                    "min_j_critical", "mean_j_all"]]  # fmt: skip
     write_table(shown, out / "tables" / "table1_certainty_gap", values=["delta_critical", "delta_other"])
+
+
+def table1_positions(frame: pd.DataFrame, out: Path) -> None:
+    write_table(frame, out / "tables" / "table1_positions", values=["delta"])
 
 
 def weights_figure(frame: pd.DataFrame, out: Path) -> None:
@@ -159,6 +176,7 @@ def build(out: Path = OUT) -> list[str]:
     steps = [
         ("generalisation", generalisation_table),
         ("table1", table1),
+        ("table1_positions", table1_positions),
         ("weights", weights_figure),
         ("rl_curves", rl_outputs),
         ("degrees_rl_curves", degrees_outputs),

@@ -141,7 +141,7 @@ def stage_generalisation(c, specs, models, tok) -> pd.DataFrame:
 
 def stage_table1(c, specs, models, tok, main_spec):
     t = c.table1
-    rows = []
+    rows, positions = [], []
     for spec in specs:
         rng = np.random.default_rng([int(c.generalisation.seed), 99, spec.n_digits])
         pairs = eval_pairs(rng, int(t.examples), spec.n_digits + 1, "identical")
@@ -162,6 +162,12 @@ def stage_table1(c, specs, models, tok, main_spec):
              "delta_other_se": gap["delta_other"].std(ddof=1) / np.sqrt(n),
              "min_j_critical": gap["critical_min_j"].mean(), "mean_j_all": gap["j_values"].mean()}
         )  # fmt: skip
+        by_position = pd.DataFrame(gap["by_position"], columns=["position", "j", "delta"])
+        for label, group in by_position.groupby("position"):
+            positions.append(
+                {"N": spec.n_digits, "position": label, "n": len(group), "j": group.j.mean(),
+                 "delta": group.delta.mean(), "delta_se": group.delta.std(ddof=1) / np.sqrt(len(group))}
+            )  # fmt: skip
     # Weights on sampled reference episodes of the RL distribution (what the prioritized KL sees).
     model = models[main_spec.name]
     rng = np.random.default_rng([int(c.generalisation.seed), 7])
@@ -189,7 +195,7 @@ def stage_table1(c, specs, models, tok, main_spec):
              "share_below_half": float((w < 0.5).mean()),
              **{f"bin{i:02d}": int(k) for i, k in enumerate(counts)}}
         )  # fmt: skip
-    return pd.DataFrame(rows), pd.DataFrame(hist)
+    return pd.DataFrame(rows), pd.DataFrame(hist), pd.DataFrame(positions)
 
 
 def read_curves(path: Path) -> pd.DataFrame:
@@ -279,8 +285,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
             metrics[f"acc_N{row.N}_mix{row.mix:g}_{row.mode}_plus{row.offset}"] = float(row.accuracy)
 
     if "table1" in stages:
-        gap, hist = stage_table1(c, specs, models, tok, main_spec)
+        gap, hist, positions = stage_table1(c, specs, models, tok, main_spec)
         write_csv(gap, results / "table1.csv")
+        write_csv(positions, results / "table1_positions.csv")
         write_csv(hist, results / "weights.csv")
         for row in gap.itertuples():
             metrics[f"dJ_critical_N{row.N}"] = float(row.delta_critical)
