@@ -26,7 +26,7 @@ def test_preset_composes(preset):
         f"{path}: the first comment line must be the command that runs it, its runtime and hardware"
     )
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={preset}"], return_hydra_config=True)
+        cfg = compose("config", overrides=[f"experiment={preset}"])
     assert f"{cfg.paper}/{cfg.preset}" == preset
     assert callable(resolve_task(cfg.task))
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
