@@ -43,7 +43,7 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
 
 
 class YoloDetector:
-    """YOLOv8n trained by ``fourfold.faceblur.yolo``; ``imgsz`` defaults to the training size."""
+    """YOLOv8n trained by ``fourfold.faceblur.yolo``; ``imgsz`` (longer side) defaults to the frame's own."""
 
     name = "yolo"
 
@@ -59,15 +59,17 @@ class YoloDetector:
 
         from fourfold.faceblur import yolo
 
-        self.model, trained_size = yolo.load_model(weights or packaged_weights("yolo_face.pt"))
-        self.imgsz = int(imgsz or trained_size)
+        self.model, self.trained_size = yolo.load_model(weights or packaged_weights("yolo_face.pt"))
+        # None = native resolution (the authors' default): faces keep the pixel size they were trained at.
+        self.imgsz = int(imgsz) if imgsz else None
         self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
         self._torch = torch
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from fourfold.faceblur import yolo
 
-        image, scale, pad = yolo.letterbox(frame, self.imgsz)
+        size = self.imgsz or min(max(frame.shape[:2]), 1920)
+        image, scale, pad = yolo.letterbox(frame, size)
         x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
         with self._torch.inference_mode():
             out = self.model(x)

@@ -75,16 +75,8 @@ def evaluate_stills(
 ) -> dict[str, float]:
     """AP50/recall by size (detectors), coverage, residual detectability, identity leakage (faces at least
     ``identity_min_px`` high, when an ``identity`` probe is given), PSNR/SSIM outside faces, fps."""
-    preds, gts, covered, covered_share, residual, psnrs, ssims, outside_changed = (
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-        [],
-    )
+    preds, gts, covered, covered_half, covered_share, residual = [], [], [], [], [], []
+    psnrs, ssims, outside_changed = [], [], []
     seconds, distances = 0.0, []
     for image, gt in stills:
         method.reset()  # stills are unrelated: no box is held from one to the next
@@ -96,6 +88,7 @@ def evaluate_stills(
             preds.append(det)
         shares = metrics.face_changed_share(changed, gt)
         covered.extend(np.nan_to_num(shares, nan=0.0) >= coverage_share)
+        covered_half.extend(np.nan_to_num(shares, nan=0.0) >= 0.5)
         covered_share.extend(shares[np.isfinite(shares)])
         if independent is not None and len(gt):
             residual.extend(_residual(independent, out, gt, iou))
@@ -110,6 +103,7 @@ def evaluate_stills(
     res = {
         "coverage": float(np.mean(covered)) if covered else float("nan"),
         "covered_share": float(np.mean(covered_share)) if covered_share else float("nan"),
+        "coverage_50": float(np.mean(covered_half)) if covered_half else float("nan"),
         "residual_detect": float(np.mean(residual)) if residual else float("nan"),
         "psnr_outside": float(np.mean(psnrs)),
         "ssim_outside": float(np.nanmean(ssims)),
@@ -131,6 +125,7 @@ def evaluate_clips(method, clips, *, iou=0.5, coverage_share=0.9, min_visible=0.
     """Per visible tracked face and frame: covered or leaked. Returns leak frames per track, clip coverage,
     clip recall (detectors) and processing fps."""
     covered_by_track: dict[tuple[int, int], list[bool]] = {}
+    half_by_track: dict[tuple[int, int], list[bool]] = {}  # the same at a lenient 50 % share
     hits, seconds, n_frames = [], 0.0, 0
     for c, clip in enumerate(clips):
         method.reset()
@@ -142,14 +137,17 @@ def evaluate_clips(method, clips, *, iou=0.5, coverage_share=0.9, min_visible=0.
             visible = truth[truth[:, 5] >= min_visible] if len(truth) else truth
             if not len(visible):
                 continue
-            cov = metrics.face_coverage(changed, visible[:, 1:5], coverage_share, hidden=clip.occluder)
-            for tid, ok in zip(visible[:, 0].astype(int), cov):
-                covered_by_track.setdefault((c, tid), []).append(bool(ok))
+            shares = metrics.face_changed_share(changed, visible[:, 1:5], hidden=clip.occluder)
+            shares = np.nan_to_num(shares, nan=0.0)
+            for tid, share in zip(visible[:, 0].astype(int), shares):
+                covered_by_track.setdefault((c, tid), []).append(bool(share >= coverage_share))
+                half_by_track.setdefault((c, tid), []).append(bool(share >= 0.5))
             if det is not None:
                 keep = det[1] >= method.threshold
                 _, hit = metrics.match(det[0][keep], det[1][keep], visible[:, 1:5], iou)
                 hits.extend(hit)
     res = metrics.leak_frames(covered_by_track)
+    res.update({f"{k}_50": v for k, v in metrics.leak_frames(half_by_track).items()})
     flat = [ok for seq in covered_by_track.values() for ok in seq]
     res["clip_coverage"] = float(np.mean(flat)) if flat else float("nan")
     res["fps"] = n_frames / seconds if seconds else float("nan")

@@ -29,6 +29,7 @@ COLUMNS = (
     "recall_32_64",
     "recall_ge64",
     "coverage",
+    "coverage_50",
     "covered_share",
     "residual_detect",
     "identity_leak",
@@ -42,7 +43,9 @@ COLUMNS = (
     "changed_outside",
     "clip_coverage",
     "leak_frames_per_track",
+    "leak_frames_per_track_50",
     "tracks_leaking",
+    "tracks_leaking_50",
     "fps",
 )
 PRESETS = ("quick", "paper")

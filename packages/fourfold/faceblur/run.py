@@ -182,7 +182,7 @@ def build_methods(cfg: DictConfig, weights: dict[str, str | None]) -> dict:
             det = CenterFaceDetector(threshold=evaluation.AP_FLOOR)
             methods[name] = evaluation.DetectorMethod(name, det, 0.2, blur)
         elif name in ("yolo", "yolo_hold"):
-            det = YoloDetector(weights["yolo"], threshold=evaluation.AP_FLOOR, imgsz=f.yolo.imgsz)
+            det = YoloDetector(weights["yolo"], threshold=evaluation.AP_FLOOR, imgsz=f.yolo.infer_size)
             hold = int(f.eval.hold) if name == "yolo_hold" else 0
             methods[name] = evaluation.DetectorMethod(name, det, float(f.yolo.threshold), blur, hold)
         elif name in ("unet_l1", "unet_mse"):
