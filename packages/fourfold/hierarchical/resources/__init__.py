@@ -1,0 +1,1 @@
+"""Package data: the shipped hierarchies (see PROVENANCE.md)."""
