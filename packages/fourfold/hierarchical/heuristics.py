@@ -62,8 +62,9 @@ def threshold_half(P: np.ndarray, h: Hierarchy) -> np.ndarray:
     pn = h.node_probs(P)
     ok = pn >= 0.5
     ok[:, h.root] = True
-    key = np.where(ok, h.ic2[None] * (h.max_depth + 1) + h.depth[None], -np.inf)
-    return key.argmax(1)
+    ic = np.where(ok, h.ic2[None], -np.inf)
+    top = ic == ic.max(1, keepdims=True)
+    return np.where(top, h.depth[None], -1).argmax(1)
 
 
 def expected_information(P: np.ndarray, h: Hierarchy, lam: float = 0.0) -> np.ndarray:
