@@ -157,9 +157,12 @@ def evaluate_clips(method, clips, *, iou=0.5, coverage_share=0.9, min_visible=0.
 
 
 def example_frames(method, images) -> np.ndarray:
-    """The method's outputs for a few images (uint8 (K, H, W, 3)), for the before/after figure."""
-    method.reset()
-    return np.stack([method(img)[0] for img in images])
+    """The method's outputs for a few unrelated images (uint8 (K, H, W, 3)), for the before/after figure."""
+    outputs = []
+    for image in images:
+        method.reset()  # unrelated images: no box may be held over from the previous one
+        outputs.append(method(image)[0])
+    return np.stack(outputs)
 
 
 def strength_study(probe, photos, sigma_ratios=(0.02, 0.05, 0.1, 0.15, 0.25)) -> dict[str, float]:
