@@ -93,7 +93,7 @@ def examples_figure(npz_path: Path, target: Path) -> None:
     for m in METHODS:
         if f"{m}_stills" in data:
             rows.append((m, list(data[f"{m}_stills"]) + list(data[f"{m}_clip"])))
-    fig, axes = new_figure(len(rows), len(inputs), width=2.4, height=1.9)
+    fig, axes = new_figure(len(rows), len(inputs), width=1.8, height=1.45)
     axes = np.atleast_2d(axes)
     for r, (name, images) in enumerate(rows):
         for c, image in enumerate(images):
