@@ -38,3 +38,13 @@ def test_saved_figure_records_its_command(tmp_path):
     assert figure_command(path) == "make scoring SCALE=quick"
     with pytest.raises(ValueError, match="PNG"):
         save_figure(new_figure()[0], tmp_path / "f.pdf")
+
+
+def test_median_seconds_times_each_call_and_skips_warmup():
+    from fourfold.core.benchmark import median_seconds
+
+    calls = []
+    assert median_seconds(lambda: calls.append(1), 3, warmup=2) >= 0.0
+    assert len(calls) == 5
+    with pytest.raises(ValueError, match="repeats"):
+        median_seconds(lambda: None, 0)

@@ -3,26 +3,16 @@ naive re-encoding of the whole prefix at every token (same model, same batch, sa
 pre-training tokens/s. Medians of several repeats, one torch thread, random-weight tiny model."""
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
+from fourfold.core.benchmark import median_seconds
 from fourfold.critical.arithmetic import pretrain_pairs, prompt
 from fourfold.critical.model import build_model, count_parameters
 from fourfold.critical.pretrain import AdditionExamples, collate, target_loss
 from fourfold.critical.rollout import sample
 from fourfold.critical.tokenizer import CharTokenizer
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -46,8 +36,8 @@ def main(argv=None) -> None:
         return int(out.action_mask.sum())
 
     generated = rollout(True)
-    cached = _median_seconds(lambda: rollout(True), args.repeats)
-    naive = _median_seconds(lambda: rollout(False), args.repeats)
+    cached = median_seconds(lambda: rollout(True), args.repeats)
+    naive = median_seconds(lambda: rollout(False), args.repeats)
     print(f"rollout, KV cache:          {generated / cached:9.0f} tokens/s")
     print(f"rollout, naive re-encoding: {generated / naive:9.0f} tokens/s  (baseline)")
     print(f"KV cache speed-up vs naive: {naive / cached:9.2f}x")
@@ -66,7 +56,7 @@ def main(argv=None) -> None:
         opt.step()
 
     train_step()
-    seconds = _median_seconds(train_step, args.repeats + 2)
+    seconds = median_seconds(train_step, args.repeats + 2)
     tokens = int(batch["attention_mask"].sum())
     print(f"pre-training, batch 32 x {batch['input_ids'].shape[1]}: {tokens / seconds:9.0f} tokens/s "
           f"({seconds:.2f} s/step)")  # fmt: skip

@@ -12,25 +12,15 @@ to examples per second. Also: seconds to build every metric's matrices for tiere
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
+from fourfold.core.benchmark import median_seconds
 from fourfold.hierarchical import decoders as D
 from fourfold.hierarchical.data import gaussian_means, oracle_posterior, sample_gaussian
 from fourfold.hierarchical.decision import optimal_decode
 from fourfold.hierarchical.metrics import BASE_METRICS, all_metrics, zero_one_cost
 from fourfold.hierarchical.tree import Hierarchy
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def enumerate_hf(P: np.ndarray, h: Hierarchy, beta: float) -> np.ndarray:

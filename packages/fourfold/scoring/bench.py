@@ -10,21 +10,10 @@ baselines measured in the same run, median of several repeats.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
-
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from fourfold.core.benchmark import median_seconds
 
 
 def bench_link_inverse(n: int, repeats: int) -> dict[str, float]:
@@ -34,8 +23,8 @@ def bench_link_inverse(n: int, repeats: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     f = np.sign(rng.normal(size=n)) * 10 ** rng.uniform(-3, 8, size=n)  # |f| from 1e-3 to 1e8
     sub = f[: max(n // 10, 1)]
-    newton = median_seconds(lambda: ate_link_inverse(f), repeats)
-    bisection = median_seconds(lambda: bisection_link_inverse(tailored_link, sub), repeats)
+    newton = median_seconds(lambda: ate_link_inverse(f), repeats, warmup=1)
+    bisection = median_seconds(lambda: bisection_link_inverse(tailored_link, sub), repeats, warmup=1)
     newton_rate, bisection_rate = n / newton, len(sub) / bisection
     return {
         "newton_scores_per_s": newton_rate,
@@ -64,9 +53,13 @@ def bench_xgboost(n: int, repeats: int) -> dict[str, float]:
     rule = RULES["tailored"]
     objective = xgboost_objective(rule, rule.canonical_link)
     builtin = median_seconds(
-        lambda: xgb.train({**params, "objective": "binary:logistic"}, dtrain, num_boost_round=100), repeats
+        lambda: xgb.train({**params, "objective": "binary:logistic"}, dtrain, num_boost_round=100),
+        repeats,
+        warmup=1,
     )
-    tailored = median_seconds(lambda: xgb.train(params, dtrain, num_boost_round=100, obj=objective), repeats)
+    tailored = median_seconds(
+        lambda: xgb.train(params, dtrain, num_boost_round=100, obj=objective), repeats, warmup=1
+    )
     return {"logistic_s": builtin, "tailored_s": tailored, "ratio": tailored / builtin}
 
 
@@ -101,8 +94,9 @@ def bench_mlp(n: int, repeats: int) -> dict[str, float]:
 
         return run
 
-    base = median_seconds(epoch(bce), repeats)
-    tailored = median_seconds(epoch(lambda f, y: torch_raw_loss(rule, rule.canonical_link, f, y)), repeats)
+    base = median_seconds(epoch(bce), repeats, warmup=1)
+    tailored_loss = lambda f, y: torch_raw_loss(rule, rule.canonical_link, f, y)  # noqa: E731
+    tailored = median_seconds(epoch(tailored_loss), repeats, warmup=1)
     return {"bce_epoch_s": base, "tailored_epoch_s": tailored, "ratio": tailored / base}
 
 
