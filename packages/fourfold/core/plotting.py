@@ -35,10 +35,14 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: fl
 
 
 def current_command() -> str:
-    """The command line of this process, quoted so it can be pasted back into a shell."""
+    """The command line of this process, quoted so it can be pasted back into a shell.
+
+    A module run with ``python -m pkg.mod`` is written that way rather than as the path of its file.
+    """
     argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0] = "python -m " + Path(argv[0]).parent.name
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if argv and spec is not None and spec.name:
+        argv[0] = "python -m " + spec.name.removesuffix(".__main__")
     return " ".join(shlex.quote(a) if i else a for i, a in enumerate(argv))
 
 

@@ -140,12 +140,27 @@ def figure(df: pd.DataFrame, dataset: str, source: str, path: Path) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default=None, help="paper or quick (default: paper if run, else quick)")
+    parser.add_argument("--preset", default=None, help="paper or quick (default: every preset with results)")
     parser.add_argument("--runs", default="runs", help="root of the run folders")
     shared = Path(os.environ.get("FOURFOLD_SHARED", "../shared")) / "data" / "hierarchical"
     parser.add_argument("--alexnet-dir", default=str(shared), help="folder of the shipped AlexNet logits")
     args = parser.parse_args(argv)
-    df, preset = latest_results(Path(args.runs), args.preset)
+    built = 0
+    for name in [args.preset] if args.preset else ["paper", "quick"]:
+        try:
+            df, preset = latest_results(Path(args.runs), name)
+        except FileNotFoundError:
+            if args.preset:
+                raise
+            continue
+        build(df, preset, Path(args.alexnet_dir))
+        built += 1
+    if not built:
+        raise FileNotFoundError(f"no hierarchical sweep results under {args.runs} or {OUT / 'results'}")
+
+
+def build(df: pd.DataFrame, preset: str, alexnet_dir: Path) -> None:
+    """Every table and figure of one preset's sweep results."""
     tables, figures = OUT / "tables", OUT / "figures"
     tables.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
@@ -185,7 +200,7 @@ def main(argv=None) -> None:
             figure(df, dataset, source, figures / f"{dataset}_{source}_{preset}.png")
     atomic_write_text(tables / f"grids_{preset}.md", "".join(lines))
     if "alexnet" in set(df.dataset):
-        checks = alexnet_checks(Path(args.alexnet_dir))
+        checks = alexnet_checks(alexnet_dir)
         if len(checks):
             write_table(checks, tables / "alexnet_checks")
     print(f"report rebuilt from the {preset} results in {OUT}")
