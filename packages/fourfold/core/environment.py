@@ -6,6 +6,7 @@ reads its wait policy when torch starts its thread pool.
 
 import logging
 import os
+import warnings
 
 OFFLINE_DEFAULTS = {
     # Spinning OpenMP threads steal the second core from the other process on a 2-core machine.
@@ -26,3 +27,5 @@ def configure_environment() -> None:
         os.environ.setdefault(key, value)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning calls torch's deprecated LeafSpec on every step; the notice is for Lightning, not for users.
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
