@@ -108,7 +108,7 @@ def test_bad_inputs_fail_cleanly(tmp_path, capsys, clip_with_audio):
         assert bad.read_bytes() == before and not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
 
-    assert cli.main([str(src), "--weights", str(tmp_path / "none.pt"), "--quiet"]) == 2
+    assert cli.main([str(src), "--method", "yolo", "--weights", str(tmp_path / "none.pt"), "--quiet"]) == 2
     assert "not found" in capsys.readouterr().err
 
 

@@ -124,7 +124,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="image, video, or folder of them")
     p.add_argument("-o", "--output", help="output file or folder (default: <input>_anonymized)")
-    p.add_argument("--method", choices=METHODS, default="yolo", help="face finder (default yolo)")
+    # CenterFace is the default until the packaged YOLO (trained briefly on synthetic faces) finds real
+    # faces reliably: a privacy tool must not miss faces by default (experiments/faceblur/README.md).
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="centerface",
+        help="face finder: centerface (default, reference detector), yolo (approach 1, packaged weights), "
+        "unet (approach 2)",
+    )
     p.add_argument("--mode", choices=MODES, default="blur", help="what fills a face (default blur)")
     p.add_argument("--threshold", type=float, help="detection score threshold (yolo 0.3, centerface 0.2)")
     p.add_argument("--mask-scale", type=float, default=1.0, help="ellipse size relative to the box (1.0)")
