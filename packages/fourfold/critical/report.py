@@ -100,30 +100,36 @@ def _band(ax, frame, x, y, group, label_prefix=""):
         ax.fill_between(stats[x], stats["mean"] - se, stats["mean"] + se, alpha=0.2)
 
 
-def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
-    evals = curves[curves.kind == "eval"]
-    train = curves[curves.kind == "train"]
-    fig, axes = new_figure(1, 3, width=4.0)
-    for ax, (col, title) in zip(
-        axes,
-        [("acc_rl", "N+1 accuracy (greedy)"), ("acc_comfort", "in-distribution accuracy"),
-         ("critical_prob", "p(correct critical token)")],
-    ):  # fmt: skip
-        _band(ax, evals, "step", col, "condition")
+def curve_panels(frame, group: str, panels: list[tuple[str, str]], path: Path, label_prefix="") -> None:
+    """One panel per (column, title): mean ± SE over seeds against the RL iteration, a line per group."""
+    fig, axes = new_figure(1, len(panels), width=4.0)
+    for ax, (col, title) in zip(axes, panels):
+        _band(ax, frame, "step", col, group, label_prefix)
         ax.set_xlabel("RL iteration")
         ax.set_title(title)
     axes[0].legend()
-    save_figure(fig, out / "figures" / "rl_curves.png")
+    save_figure(fig, path)
 
-    fig, axes = new_figure(1, 2, width=4.0)
-    _band(axes[0], train, "step", "success", "condition")
-    axes[0].set_title("training success (sampled)")
-    _band(axes[1], train, "step", "w_mean", "condition")
-    axes[1].set_title("mean KL weight w")
-    for ax in axes:
-        ax.set_xlabel("RL iteration")
-    axes[0].legend()
-    save_figure(fig, out / "figures" / "rl_training.png")
+
+def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
+    evals = curves[curves.kind == "eval"]
+    train = curves[curves.kind == "train"]
+    curve_panels(
+        evals,
+        "condition",
+        [
+            ("acc_rl", "N+1 accuracy (greedy)"),
+            ("acc_comfort", "in-distribution accuracy"),
+            ("critical_prob", "p(correct critical token)"),
+        ],
+        out / "figures" / "rl_curves.png",
+    )
+    curve_panels(
+        train,
+        "condition",
+        [("success", "training success (sampled)"), ("w_mean", "mean KL weight w")],
+        out / "figures" / "rl_training.png",
+    )
 
     last, first = evals.step.max(), evals.step.min()
     rows = []
@@ -151,15 +157,13 @@ def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
 
 def degrees_outputs(curves: pd.DataFrame, out: Path) -> None:
     evals = curves[curves.kind == "eval"]
-    fig, axes = new_figure(1, 2, width=4.0)
-    _band(axes[0], evals, "step", "acc_rl", "N", label_prefix="N=")
-    axes[0].set_title("N+2 accuracy (greedy)")
-    _band(axes[1], evals, "step", "acc_comfort", "N", label_prefix="N=")
-    axes[1].set_title("in-distribution accuracy")
-    for ax in axes:
-        ax.set_xlabel("RL iteration")
-    axes[0].legend()
-    save_figure(fig, out / "figures" / "degrees_rl.png")
+    curve_panels(
+        evals,
+        "N",
+        [("acc_rl", "N+2 accuracy (greedy)"), ("acc_comfort", "in-distribution accuracy")],
+        out / "figures" / "degrees_rl.png",
+        label_prefix="N=",
+    )
     last, first = evals.step.max(), evals.step.min()
     rows = []
     for (n, seed), g in evals.groupby(["N", "seed"]):
