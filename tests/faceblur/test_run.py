@@ -34,13 +34,34 @@ def test_smoke_preset_trains_and_evaluates(tmp_path):
 @pytest.mark.slow
 def test_one_epoch_yolo_training_offline(tmp_path):
     """The section 5.3 recipe: build from yaml, train one epoch on 16 images at 160 px, no network."""
+    import torch
+
     from fourfold.faceblur import data, synthetic, yolo
     from fourfold.faceblur.detectors import YoloDetector
 
     stills = synthetic.make_stills(16, "train", seed=0, size=(160, 160))
     data.write_yolo_split(stills, tmp_path / "d", "train")
     data.write_yolo_split(stills[:4], tmp_path / "d", "val")
+    threads = torch.get_num_threads()
     best = yolo.train(data.write_yolo_yaml(tmp_path / "d"), tmp_path, epochs=1, imgsz=160, batch=8)
+    assert torch.get_num_threads() == threads  # ultralytics would reset it to cpu_count - 1
     weights = yolo.export_weights(best, tmp_path / "y.pt", imgsz=160)
     boxes, scores = YoloDetector(weights, threshold=0.0).detect(stills[0][0])
     assert boxes.shape[1] == 4 and len(boxes) == len(scores)
+
+
+def test_packaged_weights_are_the_paper_presets_models():
+    """`faceblur/train` exports the packaged weights and `faceblur/paper` retrains them: same recipe."""
+    from hydra import compose, initialize_config_dir
+
+    from fourfold.core.cli import CONF_DIR
+
+    def training_knobs(preset):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = compose("config", overrides=[f"experiment=faceblur/{preset}"])
+        fb = cfg.faceblur
+        data = {k: v for k, v in fb.data.items() if k not in ("test_images", "clips", "clip_frames")}
+        unet = {k: v for k, v in fb.unet.items() if not k.startswith("weights") and k != "size"}
+        return cfg.seed, data, dict(fb.yolo), unet, list(fb.train.models), dict(fb.blur)
+
+    assert training_knobs("train") == training_knobs("paper")

@@ -61,9 +61,16 @@ def train(
     **overrides,
 ) -> Path:
     """Train a one-class face detector with ultralytics' trainer; return the path of its ``best.pt``."""
+    import torch
+
     run_dir = Path(run_dir)
     offline_environment(run_dir / "ultralytics_config")
+    import ultralytics.utils.torch_utils
     from ultralytics import YOLO
+
+    # ultralytics resets torch to cpu_count - 1 threads for CPU training (one thread on a 2-core machine);
+    # keep the count the caller chose (faceblur.threads).
+    ultralytics.utils.torch_utils.NUM_THREADS = torch.get_num_threads()
 
     model = YOLO(model_yaml)
     model.train(
