@@ -197,7 +197,8 @@ def build_methods(cfg: DictConfig, weights: dict[str, str | None]) -> dict:
 
 
 def real_photos() -> list:
-    """Package photos with a known face (read at run time, never committed): astronaut, Grace Hopper."""
+    """Package photos with a known face, both held-out identities (read at run time, never committed):
+    astronaut, Grace Hopper."""
     import imageio.v3 as iio
     import matplotlib.cbook
     import numpy as np
