@@ -124,8 +124,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="image, video, or folder of them")
     p.add_argument("-o", "--output", help="output file or folder (default: <input>_anonymized)")
-    # CenterFace is the default until the packaged YOLO (trained briefly on synthetic faces) finds real
-    # faces reliably: a privacy tool must not miss faces by default (experiments/faceblur/README.md).
+    # CenterFace (trained on real faces) is the default: our YOLO has seen synthetic composites of about 100
+    # people, and two real photos are too little evidence to trust it on real footage by default.
     p.add_argument(
         "--method",
         choices=METHODS,
