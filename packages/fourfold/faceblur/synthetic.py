@@ -261,11 +261,9 @@ def scene_still(rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.nda
     y, x = int(rng.integers(0, ph - side + 1)), int(rng.integers(0, pw - side + 1))
     height, width = size
     image = cv2.resize(photo[y : y + side, x : x + side], (width, height), interpolation=cv2.INTER_AREA)
-    if rng.random() < 0.5:
+    flip = rng.random() < 0.5
+    if flip:
         image = image[:, ::-1]
-        flip = True
-    else:
-        flip = False
     boxes = []
     for fx1, fy1, fx2, fy2 in T1_FACES:
         full = (fx2 - fx1) * (fy2 - fy1)
