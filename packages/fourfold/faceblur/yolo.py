@@ -133,9 +133,11 @@ def load_model(weights: str | Path):
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise ValueError(f"{weights} has no 'state_dict': not a fourfold YOLO weights file")
     offline_environment(Path(os.environ.get("YOLO_CONFIG_DIR") or default_config_dir()))
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
-    model = DetectionModel(payload.get("yaml", DEFAULT_YAML), nc=int(payload.get("nc", 1)), verbose=False)
+    nc = int(payload.get("nc", 1))
+    config = {**yaml_model_load(payload.get("yaml", DEFAULT_YAML)), "nc": nc}  # no "overriding nc" notice
+    model = DetectionModel(config, nc=nc, verbose=False)
     model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
     model.eval()
     return model, int(payload.get("imgsz", 320))
