@@ -64,3 +64,25 @@ def test_centerface_finds_the_astronaut():
 def test_missing_yolo_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="faceblur-train"):
         detectors.YoloDetector(tmp_path / "none.pt")
+
+
+def test_wrong_yolo_weights_files_fail_clearly(tmp_path):
+    import pickle
+
+    import torch
+
+    from fourfold.faceblur import yolo
+
+    pickled = tmp_path / "code.pt"
+    pickled.write_bytes(pickle.dumps(object(), protocol=2))  # an arbitrary pickle is never unpickled
+    with pytest.raises(ValueError, match="not a fourfold YOLO weights file"):
+        yolo.load_model(pickled)
+    unet_like = tmp_path / "unet.pt"
+    torch.save({"config": {}, "state_dict": {}}, unet_like)
+    with pytest.raises(ValueError, match="no yaml"):
+        yolo.load_model(unet_like)
+    misfit = tmp_path / "misfit.pt"
+    bad_state = {"model.0.conv.weight": torch.zeros(1)}
+    torch.save({"yaml": "yolov8n.yaml", "nc": 1, "state_dict": bad_state}, misfit)
+    with pytest.raises(ValueError, match="does not fit yolov8n.yaml"):
+        yolo.load_model(misfit)

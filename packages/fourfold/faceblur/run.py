@@ -199,17 +199,14 @@ def build_methods(cfg: DictConfig, weights: dict[str, str | None]) -> dict:
 def real_photos() -> list:
     """Package photos with a known face, both held-out identities (read at run time, never committed):
     astronaut, Grace Hopper."""
-    import imageio.v3 as iio
-    import matplotlib.cbook
     import numpy as np
     import skimage.data
 
-    from fourfold.faceblur.synthetic import ASTRONAUT_FACE, HOPPER_FACE
+    from fourfold.faceblur.synthetic import ASTRONAUT_FACE, HOPPER_FACE, hopper_photo
 
-    hopper = iio.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))[..., :3]
     return [
         (skimage.data.astronaut(), np.array([ASTRONAUT_FACE], float)),
-        (np.ascontiguousarray(hopper), np.array([HOPPER_FACE], float)),
+        (hopper_photo(), np.array([HOPPER_FACE], float)),
     ]
 
 

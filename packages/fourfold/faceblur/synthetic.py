@@ -123,11 +123,17 @@ def t1_photo() -> np.ndarray:
     return insightface_image("t1.jpg")
 
 
+def hopper_photo() -> np.ndarray:
+    """matplotlib's sample photo of Grace Hopper (RGB uint8, 600x512)."""
+    import imageio.v3 as iio
+    import matplotlib.cbook
+
+    return _rgb(iio.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+
+
 @lru_cache(maxsize=2)
 def face_bank(split: str) -> tuple[Face, ...]:
     """The faces of one identity-disjoint split (``train`` or ``test``)."""
-    import imageio.v3 as iio
-    import matplotlib.cbook
     import skimage.data
 
     if split not in SPLITS:
@@ -138,8 +144,7 @@ def face_bank(split: str) -> tuple[Face, ...]:
         faces += [in_context(t1_photo(), box, f"t1_{i}") for i, box in enumerate(T1_FACES)]
     else:
         faces = [Face(lfw[i], f"lfw{i}") for i in range(80, 100)]
-        hopper = _rgb(iio.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg")))
-        faces.append(in_context(hopper, HOPPER_FACE, "hopper"))
+        faces.append(in_context(hopper_photo(), HOPPER_FACE, "hopper"))
         faces.append(in_context(skimage.data.astronaut(), ASTRONAUT_FACE, "astronaut"))
         faces.append(in_context(insightface_image("Tom_Hanks_54745.png"), HANKS_FACE, "hanks"))
     return tuple(faces)

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fourfold.faceblur.weightfiles import TRAIN_HINT, load_tensor_dict
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Skip channels at /2, /4, /8, /16; bottom channels at /32; bridge width; up-block outputs (the last one is
@@ -50,10 +52,7 @@ def mobilenet_wheel_weights() -> Path:
 
 def load_state_dict(path: str | Path) -> dict:
     """A tensor state dict from a user file, loaded safely (``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} not found")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_tensor_dict(path, "encoder")
 
 
 RANDOM = "random"  # encoder_weights value for a randomly initialised encoder (tests, ablations)
@@ -235,17 +234,7 @@ def save_weights(model: UNet, target: str | Path, config: dict) -> Path:
 
 def load_unet(weights: str | Path, encoder_weights: str | Path | None = None) -> UNet:
     """Rebuild a U-Net from ``save_weights`` output (read with ``weights_only=True``)."""
-    weights = Path(weights)
-    if not weights.is_file():
-        raise FileNotFoundError(
-            f"U-Net weights {weights} not found; train them with `make faceblur-train` or pass --weights"
-        )
-    try:
-        payload = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{weights} is not a fourfold U-Net weights file") from err
-    if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
-        raise ValueError(f"{weights} is not a fourfold U-Net weights file (no config/state_dict)")
+    payload = load_tensor_dict(weights, "U-Net", ("config", "state_dict"), hint=TRAIN_HINT)
     model = build_unet(**payload["config"], encoder_weights=encoder_weights)
     missing, unexpected = model.load_state_dict(
         {k: v.float() for k, v in payload["state_dict"].items()}, strict=False

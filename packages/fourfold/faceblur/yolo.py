@@ -116,29 +116,20 @@ def export_weights(
 
 def load_model(weights: str | Path):
     """Build the detection model from its yaml and load a tensor-dict weights file (``weights_only=True``)."""
-    import torch
+    from fourfold.faceblur.weightfiles import TRAIN_HINT, load_tensor_dict
 
-    weights = Path(weights)
-    if not weights.is_file():
-        raise FileNotFoundError(
-            f"YOLO weights {weights} not found; train them with `make faceblur-train` or pass --weights"
-        )
-    try:
-        payload = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:  # a pickle with code, or a corrupt file
-        raise ValueError(
-            f"{weights} is not a fourfold YOLO weights file (a tensor dict); convert an ultralytics "
-            f"checkpoint with fourfold.faceblur.yolo.export_weights"
-        ) from err
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise ValueError(f"{weights} has no 'state_dict': not a fourfold YOLO weights file")
+    # An ultralytics .pt is a pickle: convert checkpoints you trained with export_weights instead.
+    payload = load_tensor_dict(weights, "YOLO", ("yaml", "state_dict"), hint=TRAIN_HINT)
     offline_environment(Path(os.environ.get("YOLO_CONFIG_DIR") or default_config_dir()))
     from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
     nc = int(payload.get("nc", 1))
-    config = {**yaml_model_load(payload.get("yaml", DEFAULT_YAML)), "nc": nc}  # no "overriding nc" notice
+    config = {**yaml_model_load(payload["yaml"]), "nc": nc}  # no "overriding nc" notice
     model = DetectionModel(config, nc=nc, verbose=False)
-    model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    try:
+        model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    except RuntimeError as err:
+        raise ValueError(f"{weights} does not fit {payload['yaml']} with {nc} class(es)") from err
     model.eval()
     return model, int(payload.get("imgsz", 320))
 
