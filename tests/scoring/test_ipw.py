@@ -61,6 +61,27 @@ def test_clip_and_trim_are_explicit_and_counted():
     assert plain.diagnostics["n_clipped"] == 0 and plain.diagnostics["min_propensity"] == 0.001
 
 
+def test_trim_drops_propensities_of_exactly_zero_and_one():
+    t = np.array([1, 0, 1, 0, 1, 0, 1, 0.0])
+    q = np.array([0.0, 0.5, 0.6, 1.0, 0.4, 0.3, 1.0, 0.7])
+    y = np.arange(8.0)
+    trimmed = ate(y, t, q, trim=0.05)
+    kept = np.array([1, 2, 4, 5, 7])
+    assert trimmed.diagnostics["n_trimmed"] == 3 and trimmed.diagnostics["n_used"] == 5
+    assert trimmed.estimate == pytest.approx(ate(y[kept], t[kept], q[kept]).estimate)
+    with pytest.raises(ValueError, match=r"outside \(0, 1\)"):
+        ate(y, t, q)
+
+
+def test_empty_input_says_no_rows():
+    with pytest.raises(ValueError, match="no rows"):
+        ate([], [], [])
+    from fourfold.scoring.baselines import fit_method
+
+    with pytest.raises(ValueError, match="no rows"):
+        fit_method("log", np.zeros((0, 2)), np.zeros(0))
+
+
 def test_weighted_balance_is_zero_for_identical_arms():
     x = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [3.0, 4.0]])
     t = np.array([1, 1, 0, 0])

@@ -124,13 +124,42 @@ def test_mlp_backward_is_q_minus_y_over_n():
     np.testing.assert_allclose(f.grad.numpy(), (q - y.numpy()) / 5, rtol=1e-12, atol=1e-15)
 
 
-def test_scikit_learn_estimator_checks():
+def _failed_estimator_checks(estimator):
     from sklearn.utils.estimator_checks import check_estimator
 
+    results = check_estimator(estimator, on_fail=None, on_skip=None)
+    return [r["check_name"] for r in results if r["status"] == "failed"]
+
+
+@pytest.mark.filterwarnings("ignore::fourfold.scoring.learners.SeparationWarning")  # blobs separate
+def test_scikit_learn_estimator_checks():
     for estimator in (PropensityClassifier(), PropensityClassifier(learner="xgboost", n_estimators=5)):
-        results = check_estimator(estimator, on_fail=None, on_skip=None)
-        failed = [r["check_name"] for r in results if r["status"] == "failed"]
-        assert not failed, failed
+        assert not _failed_estimator_checks(estimator)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::fourfold.scoring.learners.SeparationWarning")
+def test_scikit_learn_estimator_checks_mlp():
+    # about 45 s: every check fits a fresh Lightning trainer
+    assert not _failed_estimator_checks(PropensityClassifier(learner="mlp", epochs=60, lr=0.02, hidden=(16,)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"learner": "linear"}, {"learner": "xgboost", "n_estimators": 5}, {"learner": "mlp", "epochs": 3}],
+    ids=["linear", "xgboost", "mlp"],
+)
+def test_fitted_model_survives_pickle_and_joblib(params, tmp_path):
+    import pickle
+
+    import joblib
+
+    x, t = design(n=200)
+    model = PropensityClassifier(**params).fit(x, t)
+    expected = model.predict_proba(x)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict_proba(x), expected)
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").predict_proba(x), expected)
 
 
 @pytest.mark.parametrize(
@@ -156,3 +185,49 @@ def test_bad_input(kwargs, fit_args, message):
         t = t[:-1]
     with pytest.raises(ValueError, match=message):
         PropensityClassifier(**kwargs).fit(x, t)
+
+
+def separated_design(quasi: bool):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 2))
+    t = (x[:, 0] > 0).astype(float)
+    if quasi:  # a block of overlapping units at x0 = 0: only some units are perfectly predicted
+        x = np.r_[x, np.column_stack([np.zeros(20), rng.normal(size=20)])]
+        t = np.r_[t, np.tile([0.0, 1.0], 10)]
+    return x, t
+
+
+@pytest.mark.parametrize("quasi", [False, True], ids=["complete", "quasi"])
+@pytest.mark.parametrize("loss", ["tailored", "log"])
+def test_separation_is_reported_once_with_the_fix(loss, quasi):
+    import warnings
+
+    from fourfold.scoring.learners import SeparationWarning, separates
+
+    x, t = separated_design(quasi)
+    A = np.column_stack([np.ones(len(t)), x])
+    assert separates(A, t)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PropensityClassifier(loss=loss).fit(x, t)
+    assert [w.category for w in caught] == [SeparationWarning]
+    assert "alpha" in str(caught[0].message) and "xgboost" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        penalised = PropensityClassifier(loss=loss, alpha=1.0).fit(x, t)
+    assert np.abs(penalised.coef_).max() < 10
+
+
+def test_no_separation_warning_on_overlapping_arms_with_extreme_propensities():
+    import warnings
+
+    from fourfold.scoring.learners import separates
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2000, 1)) * 4
+    t = (rng.random(2000) < 1 / (1 + np.exp(-3 * x[:, 0]))).astype(float)
+    assert not separates(np.column_stack([np.ones(len(t)), x]), t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = PropensityClassifier(loss="log").fit(x, t)
+    assert model.propensity(x).min() < 1e-6  # extreme fits alone do not trigger the warning

@@ -43,6 +43,8 @@ def check_treatment(t, n: int | None = None) -> np.ndarray:
         raise ValueError(
             f"treatment has {len(t)} entries but the outcome has {n}: pass arrays of equal length"
         )
+    if len(t) == 0:
+        raise ValueError("no rows: the treatment array is empty")
     if t.dtype == bool:
         t = t.astype(np.float64)
     values = np.unique(t)
@@ -53,15 +55,17 @@ def check_treatment(t, n: int | None = None) -> np.ndarray:
     return t.astype(np.float64)
 
 
-def check_propensity(q, n: int) -> np.ndarray:
-    """Propensities as float64 in (0, 1) with length n; raises with the fix otherwise."""
+def check_propensity(q, n: int, used: np.ndarray | None = None) -> np.ndarray:
+    """Propensities as float64 with length n, finite, and in (0, 1) wherever ``used`` (default: all) is
+    True; raises with the fix otherwise. Units a trim drops may sit at exactly 0 or 1."""
     q = np.asarray(q, dtype=np.float64)
     if q.shape != (n,):
         raise ValueError(f"propensity must have shape ({n},), got {q.shape}")
     if not np.all(np.isfinite(q)):
         raise ValueError("propensity contains NaN or inf")
-    if np.any((q <= 0) | (q >= 1)):
-        bad = int(np.sum((q <= 0) | (q >= 1)))
+    inside = q if used is None else q[used]
+    if np.any((inside <= 0) | (inside >= 1)):
+        bad = int(np.sum((inside <= 0) | (inside >= 1)))
         raise ValueError(
             f"{bad} propensities lie outside (0, 1): IPW divides by them. Fix the model, or ask for "
             "clip=c or trim=c explicitly"
@@ -126,6 +130,8 @@ def ate(
     if y.ndim != 1 or not np.all(np.isfinite(y)):
         raise ValueError("outcome y must be a finite 1-d array")
     n = len(y)
+    if n == 0:
+        raise ValueError("no rows: y, t and propensity are empty")
     t = check_treatment(t, n)
     raw = np.asarray(propensity, dtype=np.float64)
     n_clipped = n_trimmed = 0
@@ -140,7 +146,7 @@ def ate(
         clipped = np.clip(raw, clip, 1 - clip)
         n_clipped = int(np.sum((clipped != raw) & keep))
         raw = clipped
-    q = check_propensity(raw, n)[keep]
+    q = check_propensity(raw, n, used=keep)[keep]
     y, t = y[keep], t[keep]
     if len(np.unique(t)) < 2:
         raise ValueError("trimming left a single treatment arm: lower trim")

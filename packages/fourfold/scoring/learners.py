@@ -9,16 +9,45 @@ always maps them through the rule's inverse link, never through a sigmoid the li
 from __future__ import annotations
 
 import tempfile
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fourfold.scoring.link import raw_grad_hess, raw_loss_grad_hess, to_q
+from fourfold.scoring.link import q_and_complement, raw_grad_hess, raw_loss_grad_hess, to_q
 from fourfold.scoring.rules import get_rule
 
 LEARNERS = ("linear", "mlp", "xgboost")
+# A fitted q this close to 0 or 1, or a coefficient this large on standardised inputs, makes the linear
+# learner test for separation (the tailored link approaches 0 and 1 slowly: q ~ 1e-6 at |f| ~ 1e11).
+EXTREME_PROPENSITY = 1e-4
+LARGE_COEFFICIENT = 50.0
+
+
+class SeparationWarning(UserWarning):
+    """The covariates (quasi-)separate treated from control units: an unpenalised linear fit diverges."""
+
+
+def separates(A: np.ndarray, t: np.ndarray) -> bool:
+    """True when some direction b has (2t - 1) * (A b) >= 0 for every row and > 0 for at least one:
+    (quasi-)complete separation, under which the unpenalised maximum-score fit does not exist
+    (Albert and Anderson 1984). Decided by the linear programme of Konis (2007): maximise
+    sum_i s_i a_i.b subject to s_i a_i.b >= 0 and -1 <= b <= 1; separation iff the optimum is positive."""
+    from scipy.optimize import linprog
+
+    signed = A * np.where(t > 0.5, 1.0, -1.0)[:, None]
+    scale = np.abs(signed).max(axis=0)
+    signed = signed / np.where(scale > 0, scale, 1.0)
+    result = linprog(
+        -signed.sum(axis=0),
+        A_ub=-signed,
+        b_ub=np.zeros(len(signed)),
+        bounds=[(-1.0, 1.0)] * signed.shape[1],
+        method="highs",
+    )
+    return bool(result.status == 0 and -result.fun > 1e-7 * len(signed))
 
 
 class PropensityClassifier(ClassifierMixin, BaseEstimator):
@@ -132,7 +161,9 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         prior = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
         self.prior_score_ = float(link(np.array([prior]))[0])
         self.n_iter_ = self.epochs if self.learner == "mlp" else self.n_estimators
-        getattr(self, f"_fit_{self.learner}")(Z, t)
+        # A diverging (separated) linear fit overflows on its way; it is reported once (SeparationWarning).
+        with np.errstate(over="ignore", divide="ignore"):
+            getattr(self, f"_fit_{self.learner}")(Z, t)
         return self
 
     def _fit_linear(self, Z, t):
@@ -177,6 +208,23 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         else:
             raise ValueError(f"unknown solver {self.solver!r}; use 'newton' or 'lbfgs'")
         self.intercept_, self.coef_ = float(beta[0]), beta[1:]
+        self._warn_if_separated(A, t)
+
+    def _warn_if_separated(self, A, t):
+        q, qbar = q_and_complement(*self.link_.inverse(A @ np.r_[self.intercept_, self.coef_]))
+        n_extreme = int(np.sum(np.minimum(q, qbar) < EXTREME_PROPENSITY))
+        suspicious = n_extreme > 0 or np.abs(self.coef_).max(initial=0.0) > LARGE_COEFFICIENT
+        if self.alpha > 0 or not suspicious or not separates(A, t):
+            return
+        warnings.warn(
+            f"the covariates (quasi-)perfectly separate treated from control units: {n_extreme} of "
+            f"{len(t)} fitted propensities lie within {EXTREME_PROPENSITY:g} of 0 or 1 and the "
+            f"unpenalised fit diverges (largest |coefficient| {np.abs(self.coef_).max():.3g} on "
+            "standardised inputs), so IPW weights explode. Add an L2 penalty (alpha=1.0, say), use "
+            "learner='xgboost', or drop the covariates that separate the arms.",
+            SeparationWarning,
+            stacklevel=4,
+        )
 
     def _fit_mlp(self, Z, t):
         import torch
@@ -187,7 +235,7 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
 
         torch.manual_seed(self.random_state)
         bias = self.prior_score_ if self.bias_init == "prior" else 0.0
-        self.model_ = ScoreMLP(
+        module = ScoreMLP(
             Z.shape[1],
             self.rule_,
             self.link_,
@@ -204,7 +252,7 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         trainer.setdefault("enable_model_summary", False)
         with tempfile.TemporaryDirectory(prefix="scoring-mlp-") as run_dir:
             self.train_metrics_ = fit(
-                self.model_,
+                module,
                 loader,
                 trainer_cfg=trainer,
                 run_dir=run_dir,
@@ -212,7 +260,10 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
                 seed=self.random_state,
                 resume=False,
             )
-        self.model_.eval()
+        # Keep only the plain network, in float64 so that a row's score does not depend on its batch: the
+        # LightningModule holds the rule's lambdas and its trainer, neither of which pickles.
+        self.net_ = module.net.double().eval()
+        self.output_scale_ = module.output_scale
 
     def _xgb_regularisation(self, t_mean):
         q = np.array([t_mean])
@@ -260,7 +311,8 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
             import torch
 
             with torch.no_grad():
-                return self.model_(torch.as_tensor(Z, dtype=torch.float32)).double().numpy()
+                scores = self.net_(torch.as_tensor(Z, dtype=torch.float64)).reshape(-1)
+            return self.output_scale_ * scores.numpy()
         import xgboost as xgb
 
         dmat = xgb.DMatrix(Z, base_margin=np.full(len(Z), self.margin_start_))

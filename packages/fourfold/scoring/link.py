@@ -158,9 +158,10 @@ def logit(q) -> Array:
 
 
 def logit_inverse(f) -> tuple[Array, Array]:
-    """``(m, side)`` of the sigmoid, m = 1/(1 + e^|f|) (exact for every finite f)."""
+    """``(m, side)`` of the sigmoid, m = e^-|f| / (1 + e^-|f|) (exact for every finite f, never overflows)."""
     f = _as_scores(f)
-    return 1.0 / (1.0 + np.exp(np.abs(f))), _side(f)
+    small = np.exp(-np.abs(f))
+    return small / (1.0 + small), _side(f)
 
 
 def exponential_link(q) -> Array:
