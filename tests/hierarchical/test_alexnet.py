@@ -1,7 +1,6 @@
-"""Regression checks on the shipped AlexNet logits (skipped when the shared data folder is absent)."""
+"""Regression checks on the AlexNet logits shipped in the package (and the same files read from a folder)."""
 
-import os
-from pathlib import Path
+import gzip
 
 import numpy as np
 import pytest
@@ -9,20 +8,35 @@ import pytest
 from fourfold.hierarchical import Hierarchy
 from fourfold.hierarchical import decoders as D
 from fourfold.hierarchical import heuristics as H
+from fourfold.hierarchical.data import ALEXNET_FILES, alexnet_logits
 from fourfold.hierarchical.inputs import softmax
 from fourfold.hierarchical.metrics import get_metric
-
-ROOT = Path(__file__).resolve().parents[2]
-FOLDER = Path(os.environ.get("FOURFOLD_SHARED", ROOT.parent / "shared")) / "data" / "hierarchical"
-LOGITS = FOLDER / "alexnet_tieredimagenet_tiny_logits.npy"
-pytestmark = pytest.mark.skipif(not LOGITS.is_file(), reason=f"AlexNet logits not found at {LOGITS}")
 
 
 @pytest.fixture(scope="module")
 def alexnet():
-    logits = np.load(LOGITS, allow_pickle=False)
-    labels = np.load(FOLDER / "alexnet_tieredimagenet_tiny_labels.npy", allow_pickle=False)
+    logits, labels = alexnet_logits()
     return Hierarchy.shipped("tieredimagenet_h"), logits, labels
+
+
+def test_folder_copy_reads_the_same_arrays(alexnet, tmp_path):
+    _, logits, labels = alexnet
+    np.save(tmp_path / ALEXNET_FILES[0], logits)
+    np.save(tmp_path / ALEXNET_FILES[1], labels)
+    from_folder = alexnet_logits(tmp_path)
+    np.testing.assert_array_equal(from_folder[0], logits)
+    np.testing.assert_array_equal(from_folder[1], labels)
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    with pytest.raises(FileNotFoundError, match="shipped in the package"):
+        alexnet_logits(tmp_path / "missing")
+
+
+def test_shipped_copy_is_a_plain_gzipped_npy():
+    from importlib import resources
+
+    path = resources.files("fourfold.hierarchical") / "resources" / f"{ALEXNET_FILES[0]}.gz"
+    with path.open("rb") as raw, gzip.open(raw) as unzipped:
+        assert unzipped.read(6) == b"\x93NUMPY"  # a plain .npy header, no pickle
 
 
 def test_shapes_and_labels(alexnet):

@@ -1,5 +1,10 @@
 """Data for the ambiguity sweeps: a hierarchical Gaussian model with exact posteriors, scikit-learn's
-digits blurred, temperature fitting. Inputs are degraded (noise, blur); logits are never softened."""
+digits blurred, temperature fitting, and the shipped AlexNet logits. Inputs are degraded (noise, blur);
+logits are never softened."""
+
+import gzip
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -70,3 +75,28 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         return float(-(s[idx, labels] - np.log(np.exp(s).sum(1))).mean())
 
     return float(np.exp(minimize_scalar(nll, bounds=(-4.0, 5.0), method="bounded").x))
+
+
+# ------------------------------------------------------------------------- shipped AlexNet logits
+ALEXNET_FILES = ("alexnet_tieredimagenet_tiny_logits.npy", "alexnet_tieredimagenet_tiny_labels.npy")
+
+
+def alexnet_logits(folder: "str | Path | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' AlexNet raw logits on tieredImageNet-H, one image per class: (logits (608, 608) float32,
+    labels (608,) int64). ``folder=None`` reads the gzipped copy shipped in the package (provenance in
+    ``resources/PROVENANCE.md``); a folder reads the plain ``.npy`` files there. Never unpickles."""
+    if folder is None:
+        root = resources.files("fourfold.hierarchical") / "resources"
+        arrays = []
+        for name in ALEXNET_FILES:
+            with (root / f"{name}.gz").open("rb") as raw, gzip.open(raw) as unzipped:
+                arrays.append(np.load(unzipped, allow_pickle=False))
+    else:
+        paths = [Path(folder) / name for name in ALEXNET_FILES]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"AlexNet files not found: {missing}; leave the folder unset (null) "
+                                    "to use the copy shipped in the package")
+        arrays = [np.load(p, allow_pickle=False) for p in paths]
+    logits, labels = arrays
+    return logits, labels.astype(np.int64)

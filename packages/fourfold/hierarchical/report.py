@@ -7,7 +7,6 @@ without run folders it rebuilds from the committed ``experiments/hierarchical/re
 """
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fourfold.core.files import atomic_write_text
 from fourfold.core.plotting import new_figure, save_figure
 from fourfold.core.runs import find_runs
 from fourfold.core.tables import to_markdown, write_table
+from fourfold.hierarchical.data import alexnet_logits
 from fourfold.hierarchical.grid import DECODERS
 from fourfold.hierarchical.metrics import BASE_METRICS, get_metric
 from fourfold.hierarchical.tree import Hierarchy
@@ -142,8 +142,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default=None, help="paper or quick (default: every preset with results)")
     parser.add_argument("--runs", default="runs", help="root of the run folders")
-    shared = Path(os.environ.get("FOURFOLD_SHARED", "../shared")) / "data" / "hierarchical"
-    parser.add_argument("--alexnet-dir", default=str(shared), help="folder of the shipped AlexNet logits")
+    parser.add_argument(
+        "--alexnet-dir", default=None, help="folder of the AlexNet .npy files (default: the packaged copy)"
+    )
     args = parser.parse_args(argv)
     built = 0
     for name in [args.preset] if args.preset else ["paper", "quick"]:
@@ -153,13 +154,13 @@ def main(argv=None) -> None:
             if args.preset:
                 raise
             continue
-        build(df, preset, Path(args.alexnet_dir))
+        build(df, preset, args.alexnet_dir)
         built += 1
     if not built:
         raise FileNotFoundError(f"no hierarchical sweep results under {args.runs} or {OUT / 'results'}")
 
 
-def build(df: pd.DataFrame, preset: str, alexnet_dir: Path) -> None:
+def build(df: pd.DataFrame, preset: str, alexnet_dir: "str | Path | None" = None) -> None:
     """Every table and figure of one preset's sweep results."""
     tables, figures = OUT / "tables", OUT / "figures"
     tables.mkdir(parents=True, exist_ok=True)
@@ -206,18 +207,15 @@ def build(df: pd.DataFrame, preset: str, alexnet_dir: Path) -> None:
     print(f"report rebuilt from the {preset} results in {OUT}")
 
 
-def alexnet_checks(folder: Path) -> pd.DataFrame:
+def alexnet_checks(folder: "str | Path | None" = None) -> pd.DataFrame:
     """Per-example checks on the shipped AlexNet logits (brief §10.1) at T in {1, 2, 4}: fraction of
     examples where two computations agree."""
     from fourfold.hierarchical import decoders as D
     from fourfold.hierarchical import heuristics as H
     from fourfold.hierarchical.inputs import softmax
 
-    logits_path = folder / "alexnet_tieredimagenet_tiny_logits.npy"
-    if not logits_path.is_file():
-        return pd.DataFrame()
     h = Hierarchy.shipped("tieredimagenet_h")
-    logits = np.load(logits_path, allow_pickle=False)
+    logits, _ = alexnet_logits(folder)
     rows = []
     for t in (1.0, 2.0, 4.0):
         P = softmax(logits, t)

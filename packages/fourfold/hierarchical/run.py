@@ -76,14 +76,12 @@ def sweep(cfg, run_dir: Path) -> dict[str, float]:
         start = time.perf_counter()
         rows += digits_sweep(cfg, run_dir)
         timings["seconds/digits"] = time.perf_counter() - start
-    alexnet = alexnet_rows(hc)
-    rows += alexnet
+    rows += alexnet_rows(hc)
     _write_rows(rows, run_dir / RESULTS_FILE)
     metrics = {
         f"{r['dataset']}/{r['source']}/{r['level']:g}/{r['decoder']}/{r['metric']}": r["value"] for r in rows
     }
     metrics.update(timings)
-    metrics["alexnet_found"] = float(bool(alexnet))
     return metrics
 
 
@@ -215,17 +213,10 @@ def digits_sweep(cfg, run_dir: Path) -> list[dict]:
 
 
 def alexnet_rows(hc) -> list[dict]:
-    """The shipped AlexNet logits (one image per tieredImageNet-H class, no blur) at temperatures
-    ``hc.alexnet.temperatures`` (level = T); empty when the files are absent."""
-    folder = Path(str(hc.alexnet.dir))
-    logits_path = folder / "alexnet_tieredimagenet_tiny_logits.npy"
-    labels_path = folder / "alexnet_tieredimagenet_tiny_labels.npy"
-    if not (logits_path.is_file() and labels_path.is_file()):
-        log.warning("AlexNet logits not found under %s: skipped", folder)
-        return []
+    """The AlexNet logits (one image per tieredImageNet-H class, no blur; shipped in the package unless
+    ``hc.alexnet.dir`` names a folder) at temperatures ``hc.alexnet.temperatures`` (level = T)."""
     h = Hierarchy.shipped("tieredimagenet_h")
-    logits = np.load(logits_path, allow_pickle=False)
-    labels = np.load(labels_path, allow_pickle=False).astype(np.int64)
+    logits, labels = D.alexnet_logits(hc.alexnet.dir)
     metrics = all_metrics(h, BASE_METRICS)
     rows = []
     for temperature in hc.alexnet.temperatures:
