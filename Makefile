@@ -28,9 +28,12 @@ help: ## list targets and presets
 	@echo ""
 	@echo "  scoring hierarchical critical faceblur: run that paper (make <paper>)."
 	@echo "Paper targets take SCALE=quick|paper (default quick), ARGS=\"hydra overrides\", SEEDS=0,1,2 (multirun)."
-	@echo "Presets (python -m fourfold experiment=<paper>/<preset>):"
+	@echo "Presets (python -m fourfold experiment=<paper>/<preset>): what each runs, then its measured runtime:"
 	@found=0; for f in conf/experiment/*/*.yaml; do [ -e "$$f" ] || continue; found=1; \
-	  p=$${f#conf/experiment/}; echo "  $${p%.yaml}  -- $$(head -n1 $$f | sed 's/^# *//')"; done; \
+	  p=$${f#conf/experiment/}; \
+	  runtime=$$(grep -m1 '^# python -m fourfold' $$f | sed -n 's/^[^(]*(\(.*\))[^)]*$$/\1/p'); \
+	  about=$$(sed -n '3s/^# *//p' $$f); \
+	  printf "  %-20s %s\n  %-20s   (%s)\n" "$${p%.yaml}" "$${about:-no description line}" "" "$$runtime"; done; \
 	  [ $$found = 1 ] || echo "  (none yet)"
 
 $(STAMP): pyproject.toml Makefile
