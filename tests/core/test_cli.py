@@ -98,3 +98,52 @@ def test_resolve_task_errors_name_the_problem():
     with pytest.raises(cli.UsageError, match="has no function 'nope'"):
         cli.resolve_task("fourfold.core.cli.nope")
     assert cli.resolve_task("fourfold.core.cli.main") is cli.main
+
+
+def _conf_tree(root: Path) -> Path:
+    (root / "conf").mkdir(parents=True)
+    (root / "conf" / "config.yaml").write_text("defaults: []\n")
+    return root / "conf"
+
+
+def test_config_tree_is_found_in_a_wheel_a_checkout_or_fourfold_conf(tmp_path):
+    checkout = tmp_path / "repo"
+    package = checkout / "packages" / "fourfold"
+    package.mkdir(parents=True)
+    repo_conf = _conf_tree(checkout)
+    assert cli.find_conf_dir(package_dir=package) == repo_conf  # a checkout or an editable install
+    wheel_conf = _conf_tree(package)
+    assert cli.find_conf_dir(package_dir=package) == wheel_conf  # a wheel ships fourfold/conf
+    elsewhere = _conf_tree(tmp_path / "mine")
+    assert cli.find_conf_dir(str(elsewhere), package_dir=package) == elsewhere  # FOURFOLD_CONF wins
+
+
+def test_missing_config_tree_says_how_to_set_fourfold_conf(tmp_path):
+    package = tmp_path / "site-packages" / "fourfold"
+    package.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="FOURFOLD_CONF"):
+        cli.find_conf_dir(package_dir=package)
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+        cli.find_conf_dir(str(tmp_path / "nowhere"), package_dir=package)
+    env = {**os.environ, "FOURFOLD_CONF": str(tmp_path / "nowhere"), "PYTHONPATH": str(REPO / "packages")}
+    result = subprocess.run(
+        [sys.executable, "-m", "fourfold", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "FOURFOLD_CONF" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_config_tree(tmp_path):
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("fourfold-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n.removeprefix("fourfold/conf/") for n in names if n.startswith("fourfold/conf/")}
+    source = {str(p.relative_to(REPO / "conf")) for p in (REPO / "conf").rglob("*.yaml")}
+    assert source <= shipped

@@ -19,8 +19,33 @@ from omegaconf import DictConfig, OmegaConf
 from fourfold.core.environment import configure_environment
 from fourfold.core.runs import current_run_dir, validate_metrics, write_error, write_metrics
 
-# The config tree lives at the repository root (conf/); FOURFOLD_CONF points elsewhere for other layouts.
-CONF_DIR = Path(os.environ.get("FOURFOLD_CONF") or Path(__file__).resolve().parents[3] / "conf")
+
+def find_conf_dir(env: str | None = None, package_dir: Path | None = None) -> Path:
+    """The Hydra config tree: ``$FOURFOLD_CONF`` if set, else the copy a wheel ships as ``fourfold/conf``,
+    else the repository's top-level ``conf/`` (a checkout or an editable install). Raises when none exists."""
+    package_dir = package_dir or Path(__file__).resolve().parents[1]
+    if env:
+        candidates = [Path(env)]
+    else:
+        candidates = [package_dir / "conf", package_dir.parents[1] / "conf"]
+    for candidate in candidates:
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"fourfold: no config tree (conf/config.yaml) found; looked in {looked}. Point FOURFOLD_CONF at the "
+        "conf/ folder of a fourfold checkout (export FOURFOLD_CONF=/path/to/fourfold/conf) or install from "
+        "a wheel, which ships it."
+    )
+
+
+try:
+    CONF_DIR = find_conf_dir(os.environ.get("FOURFOLD_CONF"))
+except FileNotFoundError as _missing:
+    # Reported by main() as a one-line error; importing the module (for its helpers) still works.
+    CONF_DIR, _CONF_ERROR = Path("conf"), str(_missing)
+else:
+    _CONF_ERROR = None
 
 log = logging.getLogger("fourfold")
 
@@ -180,6 +205,9 @@ def _hydra_main(cfg: DictConfig) -> dict[str, float]:
 
 def main() -> None:
     """Console entry point (``fourfold`` and ``python -m fourfold``)."""
+    if _CONF_ERROR:
+        print(_CONF_ERROR, file=sys.stderr)
+        sys.exit(2)
     configure_environment()
     args = sys.argv[1:]
     if any(a in ("-h", "--help") for a in args) and not any(a.startswith("experiment=") for a in args):
