@@ -169,3 +169,45 @@ def test_warm_started_newton_reaches_the_same_root(start):
     cold = tailored_excess_newton(f)
     warm = tailored_excess_newton(f, start=np.full(f.shape, start))
     np.testing.assert_allclose(warm, cold, rtol=1e-14, atol=1e-300)
+
+
+def _mp_excess(f):
+    """e = u - 4 for psi(q) = f from mpmath (50 digits), on the quartic in e (no cancellation near f = 0)."""
+    mp.mp.dps = 50
+    f = mp.mpf(f)
+    return float(mp.findroot(lambda e: e**4 + 16 * e**3 + 84 * e**2 + 144 * e - f**2, f**2 / 144))
+
+
+@pytest.mark.parametrize("f", [1e-12, -1.05384585e-3, 0.02, -0.5])
+def test_small_scores_keep_the_root_exact(f):
+    # the cold start's fixed-point tightening cancels for tiny |f| and lands below the root; the free
+    # Newton step must bring it back (before: e = 0 at f = 1e-12, 3e-9 relative error at 1e-3)
+    from fourfold.scoring.link import tailored_excess_newton
+
+    assert tailored_excess_newton(np.array([f]))[0] == pytest.approx(_mp_excess(f), rel=1e-14)
+
+
+def _score_mix(rng):
+    return np.r_[rng.normal(size=2000) * 30, rng.normal(size=200) * 1e6, -1e-12, 0.0, 1e-300, 1e101, -1e250]
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_compiled_objective_equals_the_numpy_path(warm):
+    pytest.importorskip("numba")
+    from fourfold.scoring.link import tailored_grad_hess
+    from fourfold.scoring.link_kernel import tailored_grad_hess_compiled
+
+    rng = np.random.default_rng(7)
+    f = _score_mix(rng)
+    y = (rng.random(len(f)) < 0.5).astype(float)
+    start = None
+    if warm:  # the previous round's roots, as XGBoost's objective passes them
+        start = tailored_grad_hess(f, y)[2]
+        f = f + rng.normal(size=len(f)) * np.abs(f).clip(1, 1e3) * 0.1
+    expected = tailored_grad_hess(f, y, start=start)
+    got = tailored_grad_hess_compiled(f, y, start=start)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-13)
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-13, atol=1e-300)
+    with pytest.raises(ValueError, match="finite"):
+        tailored_grad_hess_compiled(np.array([np.nan]), np.zeros(1))

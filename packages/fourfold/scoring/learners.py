@@ -338,9 +338,10 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
 def xgboost_objective(rule, link):
     """XGBoost custom objective: gradient and (positive) Hessian of the rule's raw-score loss.
 
-    For the tailored rule the quartic's roots of one round warm-start the next (margins move little).
+    For the tailored rule the compiled kernel (``link_kernel``) computes both, and the quartic's roots of
+    one round warm-start the next (margins move little).
     """
-    from fourfold.scoring.link import tailored_grad_hess
+    from fourfold.scoring.link_kernel import tailored_grad_hess_compiled
 
     warm = {}
 
@@ -348,9 +349,7 @@ def xgboost_objective(rule, link):
         margin = margin.astype(np.float64)
         label = dtrain.get_label()
         if link.name == "tailored" and rule.canonical_link.name == "tailored":
-            previous = warm.get("e")
-            start = previous if previous is not None and previous.shape == margin.shape else None
-            grad, hess, warm["e"] = tailored_grad_hess(margin, label, start=start)
+            grad, hess, warm["e"] = tailored_grad_hess_compiled(margin, label, start=warm.get("e"))
             return grad, hess
         return raw_grad_hess(rule, link, margin, label)
 

@@ -75,8 +75,9 @@ def tailored_excess_newton(f, max_iter: int = 100, start=None) -> Array:
     In e the quartic reads ``P(e) = e^4 + 16e^3 + 84e^2 + 144e - f^2`` (no cancellation for small f, so
     q - 1/2 stays exact near f = 0). P is increasing and convex on e >= 0, so from a start above the root
     the iterates decrease monotonically. The default start is the smaller of two upper bounds, tightened
-    by fixed-point steps; a warm ``start`` (any e >= 0, e.g. the previous boosting round's root) takes one
-    free Newton step first, which lands above the root by convexity. For |f| > 1e100, e = sqrt|f| - 4.
+    by fixed-point steps; that start, or a warm ``start`` (any e >= 0, e.g. the previous boosting round's
+    root), takes one free Newton step first, which lands above the root by convexity (or stays on it).
+    For |f| > 1e100, e = sqrt|f| - 4.
     """
     a = np.abs(_as_scores(f))
     huge = a > 1e100
@@ -85,12 +86,13 @@ def tailored_excess_newton(f, max_iter: int = 100, start=None) -> Array:
     if start is None:
         # Upper bounds on the root (P > 0 there): 2 + sqrt|f| (large f) and f^2/144 (small f) ...
         e = np.minimum(2.0 + np.sqrt(a_work), f2 / 144.0)
-        # ... tightened by u <- sqrt(6 + sqrt(36 + 16u + f^2)), which decreases towards the root.
+        # ... tightened by u <- sqrt(6 + sqrt(36 + 16u + f^2)), which decreases towards the root. For tiny
+        # |f| the "- 4" cancels and can land below the root, which the free step below undoes.
         for _ in range(2):
             e = np.minimum(e, np.sqrt(6.0 + np.sqrt(36.0 + 16.0 * (e + 4.0) + f2)) - 4.0)
     else:
-        e = np.maximum(np.asarray(start, dtype=np.float64), 0.0)
-        e = np.maximum(e - _quartic_newton_step(e, f2), 0.0)
+        e = np.where(huge, 0.0, np.maximum(np.asarray(start, dtype=np.float64), 0.0))
+    e = np.maximum(e - _quartic_newton_step(e, f2), 0.0)  # from any e >= 0 this lands above the root
     for _ in range(max_iter):
         # From above the step is positive; a negative one is rounding noise at the root.
         step = np.maximum(_quartic_newton_step(e, f2), 0.0)
@@ -126,7 +128,8 @@ def tailored_grad_hess(f, y, start=None) -> tuple[Array, Array, Array]:
     negative = f < 0
     # q - y with q = m (f < 0) or 1 - m (f >= 0), exact in every case
     residual = np.where(treated, np.where(negative, m - 1.0, -m), np.where(negative, m, 1.0 - m))
-    return residual, 1.0 / (2.0 * u * (u * u - 2.0 * u - 2.0)), e
+    with np.errstate(over="ignore"):  # |f| > ~1e200: 1/w underflows to 0 either way
+        return residual, 1.0 / (2.0 * u * (u * u - 2.0 * u - 2.0)), e
 
 
 def tailored_link_inverse_ferrari(f) -> tuple[Array, Array]:
