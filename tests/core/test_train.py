@@ -108,3 +108,48 @@ def test_fit_on_gpu_with_the_gpu_trainer_config(tmp_path):
         enable_progress_bar=False,
     )
     assert metrics["val_loss"] < 0.3 * before
+
+
+class FakeClock:
+    """Advances 10 s per reading, so every batch end is 'later' than the last."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 10.0
+        return self.now
+
+
+def test_progress_lines_reach_the_log_with_step_metrics_and_eta(tmp_path, caplog):
+    from fourfold.core.progress import ProgressLog
+
+    progress = ProgressLog("regression", every_s=15.0, clock=FakeClock())
+    with caplog.at_level("INFO", logger="fourfold.progress"):
+        fit(LinearRegression(), loader(), trainer_cfg=TRAINER, run_dir=tmp_path, max_epochs=2,
+            progress_every_s=None, callbacks=[progress])  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if r.name == "fourfold.progress"]
+    batches = 2 * len(loader())
+    # one line every other batch (20 s of fake time > 15 s), then the closing line
+    assert len(lines) == batches // 2 + 1
+    assert lines[0].startswith(f"regression: batch 2/{batches} (") and "ETA" in lines[0]
+    assert "train_loss=" in lines[-1] and lines[-1].endswith("done")
+
+
+def test_short_fits_are_silent_and_the_log_interval_fits_the_epoch(tmp_path, caplog, recwarn):
+    with caplog.at_level("INFO", logger="fourfold.progress"):
+        fit(LinearRegression(), loader(), trainer_cfg={**TRAINER, "log_every_n_steps": 50}, run_dir=tmp_path,
+            max_epochs=1)  # fmt: skip
+    assert not [r for r in caplog.records if r.name == "fourfold.progress"]
+    assert not [w for w in recwarn if "logging interval" in str(w.message)]
+
+
+def test_duration_and_eta_formatting():
+    import math
+
+    from fourfold.core.progress import eta_seconds, format_duration
+
+    durations = [format_duration(s) for s in (0, 59.4, 75.2, 3725, math.inf)]
+    assert durations == ["0s", "59s", "1m15s", "1h02m", "?"]
+    assert eta_seconds(30.0, 3, 12) == pytest.approx(90.0)
+    assert eta_seconds(30.0, 0, 12) == math.inf and eta_seconds(1.0, 1, math.inf) == math.inf

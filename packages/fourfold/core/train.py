@@ -7,6 +7,7 @@ run folder, checkpoints
 go through the same function.
 """
 
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ def fit(
     monitor_mode: str = "min",
     checkpoint_every_n_steps: int | None = None,
     callbacks: Iterable = (),
+    progress_every_s: float | None = 30.0,
+    progress_name: str | None = None,
     **trainer_overrides: Any,
 ) -> dict[str, float]:
     """Train ``module`` (a LightningModule) in place and return its final logged metrics.
@@ -51,6 +54,10 @@ def fit(
         resume: continue from ``run_dir/checkpoints/last.ckpt`` when it exists.
         monitor: a logged metric to keep the best checkpoint of (``best.ckpt``), besides ``last.ckpt``.
         checkpoint_every_n_steps: checkpoint every n optimiser steps instead of every epoch.
+        progress_every_s: log a progress line (step, metrics, elapsed, ETA; ``core.progress``) at most this
+            often, to the terminal and the run's log file; None for none. Lightning's progress bar shows
+            where a terminal is attached, unless ``enable_progress_bar`` says otherwise.
+        progress_name: the name on those lines (default: the module's class name).
         trainer_overrides: extra Trainer arguments that win over ``trainer_cfg`` (tests, callbacks' needs).
 
     Returns:
@@ -61,6 +68,8 @@ def fit(
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
     from omegaconf import DictConfig, OmegaConf
+
+    from fourfold.core.progress import ProgressLog
 
     if seed is not None:
         seed_everything(seed)
@@ -80,12 +89,18 @@ def fit(
         )
     ]
     kwargs = {**dict(trainer_cfg), **trainer_overrides}
+    if kwargs.get("enable_progress_bar") is None:
+        kwargs["enable_progress_bar"] = sys.stderr.isatty()
+    kwargs["log_every_n_steps"] = _log_interval(kwargs.get("log_every_n_steps"), train_dataloaders)
+    progress = []
+    if progress_every_s is not None:
+        progress = [ProgressLog(progress_name or type(module).__name__, every_s=progress_every_s)]
     trainer = L.Trainer(
         **kwargs,
         default_root_dir=run_dir,
         # A new logs/version_<n>/ per attempt: a resumed run keeps the earlier attempt's metrics.csv.
         logger=CSVLogger(run_dir, name="logs"),
-        callbacks=[*checkpoints, *callbacks],
+        callbacks=[*checkpoints, *progress, *callbacks],
         max_epochs=max_epochs,
         max_steps=max_steps,
     )
@@ -104,3 +119,14 @@ def fit(
     metrics["epoch"] = float(trainer.current_epoch)
     metrics["global_step"] = float(trainer.global_step)
     return metrics
+
+
+def _log_interval(configured: int | None, train_dataloaders) -> int:
+    """Lightning's ``log_every_n_steps``, lowered to the batches of one epoch when an epoch is shorter (else
+    Lightning warns and logs no training step of that epoch)."""
+    interval = int(configured or 50)
+    try:
+        batches = len(train_dataloaders)
+    except TypeError:  # an iterable of unknown length
+        return interval
+    return max(1, min(interval, batches))
