@@ -20,7 +20,7 @@ export YOLO_AUTOINSTALL := false
 export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test test-all lint bench reproduce report clean distclean $(PAPERS) faceblur-train
+.PHONY: help install test test-all lint bench reproduce report clean distclean $(PAPERS) faceblur-train faceblur-sources
 
 help: ## list targets and presets
 	@echo "fourfold make targets:"
@@ -47,6 +47,9 @@ $(STAMP): pyproject.toml Makefile
 	# faceblur's synthetic data reads real faces (t1.jpg, Tom Hanks) from this wheel; its code is never
 	# imported, so none of its dependencies (onnx, ...) are installed.
 	$(PY) -m pip install --quiet --no-deps insightface==2.1
+	# MTCNN (weights in the wheel) confirms CenterFace's pseudo-labels on faceblur's real training photos;
+	# the wheel pins torch<2.3, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project (skips work when pyproject.toml and Makefile are unchanged)
@@ -75,7 +78,19 @@ $(PAPERS): install ## (scoring|hierarchical|critical|faceblur) run one paper at 
 	  $(PY) -m fourfold experiment=$@/$(SCALE) $(ARGS); \
 	fi
 
-faceblur-train: install ## train and export faceblur's packaged YOLO and U-Net weights (ARGS for overrides)
+FACEBLUR_SOURCES := runs/faceblur-sources
+OPENCV_DOC := opencv-doc_4.6.0+dfsg-12_all.deb
+
+faceblur-sources: ## real photos for faceblur's training (Debian opencv-doc) and the synthetic-phase weights it fine-tunes
+	@mkdir -p $(FACEBLUR_SOURCES)
+	@if [ ! -d $(FACEBLUR_SOURCES)/opencv-doc ]; then cd $(FACEBLUR_SOURCES) && \
+	  { apt-get download opencv-doc=4.6.0+dfsg-12 || { apt-get update -qq && apt-get download opencv-doc=4.6.0+dfsg-12; }; } && \
+	  dpkg-deb -x $(OPENCV_DOC) opencv-doc.tmp && mv opencv-doc.tmp opencv-doc && rm -f $(OPENCV_DOC); fi
+	# phase 1 of the training: the synthetic-data models of commit b0adbad (experiment=faceblur/train then)
+	git show b0adbad:packages/fourfold/faceblur/weights/yolo_face.pt > $(FACEBLUR_SOURCES)/yolo_synthetic.pt
+	git show b0adbad:packages/fourfold/faceblur/weights/unet_mse.pt > $(FACEBLUR_SOURCES)/unet_mse_synthetic.pt
+
+faceblur-train: install faceblur-sources ## train and export faceblur's packaged YOLO and U-Net weights (ARGS for overrides)
 	$(PY) -m fourfold experiment=faceblur/train $(ARGS)
 
 reproduce: install ## every paper's quick preset, then the report

@@ -65,3 +65,39 @@ def test_packaged_weights_are_the_paper_presets_models():
         return cfg.seed, data, dict(fb.yolo), unet, list(fb.train.models), dict(fb.blur)
 
     assert training_knobs("train") == training_knobs("paper")
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    """``yolo.init``: ultralytics' loader reads back exactly the tensors of the packaged weights."""
+    import torch
+
+    from fourfold.faceblur import yolo
+    from fourfold.faceblur.detectors import packaged_weights
+
+    yolo.offline_environment(tmp_path / "cfg")
+    from ultralytics.nn.tasks import load_checkpoint
+
+    start = yolo.start_checkpoint(packaged_weights("yolo_face.pt"), tmp_path / "init.pt")
+    model, _ = load_checkpoint(start)
+    packaged = torch.load(packaged_weights("yolo_face.pt"), weights_only=True)["state_dict"]
+    loaded = model.state_dict()
+    assert loaded.keys() == packaged.keys()
+    assert all(torch.equal(loaded[k].half(), v) for k, v in packaged.items() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_teacher_stills_carry_the_detectors_boxes():
+    """The authors' U-Net targets: each still's boxes become approach 1's detections on it."""
+    import numpy as np
+
+    from fourfold.faceblur import synthetic
+    from fourfold.faceblur.detectors import YoloDetector
+    from fourfold.faceblur.lit import teacher_stills
+
+    stills = synthetic.make_stills(2, "test", seed=5, size=(160, 160))
+    relabelled = teacher_stills(stills, None, threshold=0.3)
+    detector = YoloDetector(None, threshold=0.3)
+    for (image, _), (same, boxes) in zip(stills, relabelled):
+        assert same is image
+        np.testing.assert_array_equal(boxes, detector.detect(image)[0])

@@ -32,6 +32,15 @@ def weighted_loss(
     return (err * weight).sum() / (weight.sum() * err.shape[1])
 
 
+def teacher_stills(stills, weights, threshold: float):
+    """The stills with their boxes replaced by approach 1's detections (YOLO, ``weights``; None = packaged):
+    the authors trained their U-Net on frames blurred by their detector, not on annotations."""
+    from fourfold.faceblur.detectors import YoloDetector
+
+    detector = YoloDetector(weights, threshold=threshold)
+    return [(image, detector.detect(image)[0]) for image, _ in stills]
+
+
 class FaceCrops(Dataset):
     """Face-centred square crops of (input, target, mask) triplets; a still without faces gives a random crop.
 

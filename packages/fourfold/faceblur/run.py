@@ -65,6 +65,15 @@ def training_stills(cfg: DictConfig):
                 f"faceblur.data.fddb_root={fddb} has no FDDB-folds/FDDB-fold-*-ellipseList.txt"
             )
         train += list(load_records([r for f in folds for r in parse_fddb(f)], fddb / "originalPics"))
+    d = cfg.faceblur.data
+    if d.real_images:  # pseudo-labelled real photos from packages, minus the evaluation set (realstills)
+        from fourfold.faceblur.realstills import training_split
+
+        real_train, real_val = training_split(
+            dict(d.real_folders), d.real_cache, d.real_images, d.real_val_images, seed,
+            size=d.image_size, face_px=(d.face_min_px, d.real_face_max_px),
+        )  # fmt: skip
+        train, val = train + real_train, val + real_val
     return train, val
 
 
@@ -84,6 +93,8 @@ def train_yolo(cfg: DictConfig, run_dir: Path, train, val) -> Path:
         batch=y.batch,
         seed=int(cfg.seed),
         model_yaml=y.model,
+        init=y.init,
+        close_mosaic=y.close_mosaic,
     )
     log.info("YOLO trained in %.0f s", time.perf_counter() - t0)
     return yolo.export_weights(best, run_dir / "weights" / YOLO_FILE, imgsz=y.imgsz, model_yaml=y.model)
@@ -107,7 +118,16 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
 
     u = cfg.faceblur.unet
     seed_everything(int(cfg.seed))
-    model = unet.build_unet(**unet_config(cfg), encoder_weights=u.encoder_weights)
+    if u.teacher == "yolo":  # the authors' targets: frames blurred by approach 1 (YOLO + blur)
+        from fourfold.faceblur.lit import teacher_stills
+
+        own = run_dir / "weights" / YOLO_FILE  # this run's YOLO when it trained one, else the packaged one
+        teacher = u.teacher_weights or (str(own) if own.is_file() else None)
+        train = teacher_stills(train, teacher, cfg.faceblur.yolo.threshold)
+    if u.init:
+        model = unet.load_unet(u.init, encoder_weights=u.encoder_weights)
+    else:
+        model = unet.build_unet(**unet_config(cfg), encoder_weights=u.encoder_weights)
     module = UNetModule(model, loss=loss, lr=u.lr, face_weight=u.face_weight)
     kwargs = {"sigma_ratio": cfg.faceblur.blur.sigma_ratio}
     train_loader = crop_loader(train, u.crop, u.batch, seed=int(cfg.seed), shuffle=True, **kwargs)

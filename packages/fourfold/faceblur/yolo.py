@@ -58,13 +58,20 @@ def train(
     model_yaml: str = DEFAULT_YAML,
     workers: int = 0,
     plots: bool = False,
+    init: str | Path | None = None,
     **overrides,
 ) -> Path:
-    """Train a one-class face detector with ultralytics' trainer; return the path of its ``best.pt``."""
+    """Train a one-class face detector with ultralytics' trainer; return the path of its ``best.pt``.
+
+    ``init``: tensor-dict weights (``export_weights``' format) to fine-tune from; None = from scratch.
+    """
     import torch
 
     run_dir = Path(run_dir)
     offline_environment(run_dir / "ultralytics_config")
+    pretrained: bool | str = False
+    if init is not None:
+        pretrained = str(start_checkpoint(init, run_dir / "yolo_init.pt"))
     import ultralytics.utils.torch_utils
     from ultralytics import YOLO
 
@@ -80,7 +87,7 @@ def train(
         batch=batch,
         seed=seed,
         deterministic=True,
-        pretrained=False,
+        pretrained=pretrained,
         amp=False,
         device="cpu",
         workers=workers,
@@ -95,6 +102,18 @@ def train(
     if not best.is_file():
         raise RuntimeError(f"ultralytics finished without writing {best}")
     return best
+
+
+def start_checkpoint(weights: str | Path, target: str | Path) -> Path:
+    """Tensor-dict weights wrapped as an ultralytics checkpoint, for its trainer to start from."""
+    import torch
+
+    from fourfold.core.files import atomic_path
+
+    model, _ = load_model(weights)
+    with atomic_path(target) as tmp:
+        torch.save({"model": model.float(), "epoch": -1, "train_args": {}}, tmp)
+    return Path(target)
 
 
 def export_weights(
