@@ -93,7 +93,9 @@ def compare(data: CausalData, seed: int = 0) -> list[dict]:
 
 
 def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=2000, help="Kang-Schafer sample size")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
