@@ -96,8 +96,9 @@ def found(judges, rgb: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return iou_matrix(faces, boxes).max(axis=1) >= FOUND_IOU
 
 
-def evaluate_method(run, images: list[RealImage], judges, probe=None) -> dict[str, float]:
-    """The per-method numbers (see the module docstring); also the per-face records under ``faces``."""
+def evaluate_method(run, images: list[RealImage], judges, probe=None, keep_faces=False) -> dict:
+    """The per-method numbers (see the module docstring); with ``keep_faces``, also ``per_face``:
+    ``{"<image>#<k>": anonymised}``."""
     from fourfold.faceblur.pipeline import rgb8, split_alpha
 
     rows, false_blur, touched, seconds = [], [], 0, 0.0
@@ -117,13 +118,13 @@ def evaluate_method(run, images: list[RealImage], judges, probe=None) -> dict[st
             touched += bool((diff > 0).any())
             continue
         hit = found(judges, out_rgb, image.faces)
-        for box, still in zip(image.faces, hit):
+        for k, (box, still) in enumerate(zip(image.faces, hit)):
             share = ellipse_share(diff >= CHANGE_MIN, box)
             height = box[3] - box[1]
             dist = np.nan
             if probe is not None and height >= ID_MIN_PX:
                 dist = probe.distance(image.rgb, out_rgb, box)
-            rows.append((image.name, height, share, bool(still), dist))
+            rows.append((f"{image.name}#{k}", height, share, bool(still), dist))
     heights = np.array([r[1] for r in rows])
     changed = np.array([r[2] >= COVER for r in rows])
     still = np.array([r[3] for r in rows])
@@ -148,7 +149,9 @@ def evaluate_method(run, images: list[RealImage], judges, probe=None) -> dict[st
         res[f"faces_{name}"] = float(inside.sum())
         res[f"anonymised_{name}"] = float((anonymised & inside).sum())
     missed = [f"{r[0]}@{r[1]:.0f}px" for r, ok in zip(rows, anonymised) if not ok]
-    log.info("missed faces: %s", ", ".join(missed) or "none")
+    log.info("faces not anonymised: %s", ", ".join(missed) or "none")
+    if keep_faces:
+        res["per_face"] = {r[0]: bool(ok) for r, ok in zip(rows, anonymised)}
     return res
 
 
