@@ -111,6 +111,21 @@ def test_unet_triplet_target_differs_only_near_faces():
     assert mask.dtype == np.float32 and mask.shape == (64, 64)
 
 
+def test_unet_triplet_with_the_tools_grown_mask():
+    """Targets blurred as approach 1 blurs (mask scale 1.6): changes reach past the box's inscribed ellipse
+    and stay inside the grown one, and the loss mask covers every change."""
+    from fourfold.faceblur.blur import ellipse_mask
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    box = np.array([[30, 30, 60, 60]])
+    inp, target, mask = data.unet_triplet(image, box, sigma_ratio=0.25, mask_scale=1.6)
+    changed = np.any(target != inp, axis=2)
+    assert (changed & (ellipse_mask((96, 96), box) == 0)).any()
+    assert not (changed & (ellipse_mask((96, 96), box, mask_scale=1.6) == 0)).any()
+    assert np.all(mask[changed] > 0)
+
+
 def test_load_records_reads_images_and_names_missing(tmp_path):
     import cv2
 

@@ -115,3 +115,15 @@ def test_training_sources_and_evaluation_manifest_are_disjoint():
     assert digests or keys, "the manifest names no file"
     assert not {im.sha256 for im in training} & digests
     assert not {im.key for im in training} & keys
+
+
+@pytest.mark.slow
+def test_pseudo_labels_find_the_six_people_of_t1():
+    """CenterFace confirmed by MTCNN on insightface's t1.jpg: the six faces measured by hand-checked boxes
+    (``synthetic.T1_FACES``), nothing else trusted."""
+    from fourfold.faceblur.metrics import iou_matrix
+    from fourfold.faceblur.synthetic import T1_FACES, t1_photo
+
+    faces, _ = rs.PseudoLabeller()(t1_photo())
+    assert len(faces) == len(T1_FACES)
+    assert (iou_matrix(np.array(T1_FACES, float), faces).max(axis=1) >= 0.5).all()

@@ -176,11 +176,14 @@ def write_yolo_yaml(root: str | Path, splits: dict[str, str] | None = None) -> P
     return path
 
 
-def unet_triplet(image, boxes, *, sigma_ratio: float = 0.15, loss_mask_scale: float = 1.3):
-    """(input, target, mask) for the U-Net: target = the faces blurred by the paper operator; mask (float32
-    (H, W) in [0, 1]) = the dilated face ellipses, where the loss is weighted up."""
-    target = blur_paper(image, boxes, sigma_ratio=sigma_ratio)
-    mask = ellipse_mask(image.shape[:2], boxes, mask_scale=loss_mask_scale)
+def unet_triplet(
+    image, boxes, *, sigma_ratio: float = 0.15, mask_scale: float = 1.0, loss_mask_scale: float = 1.3
+):
+    """(input, target, mask) for the U-Net: target = the faces blurred by the paper operator (ellipses
+    scaled by ``mask_scale``); mask (float32 (H, W) in [0, 1]) = those ellipses dilated by
+    ``loss_mask_scale``, where the loss is weighted up."""
+    target = blur_paper(image, boxes, sigma_ratio=sigma_ratio, mask_scale=mask_scale)
+    mask = ellipse_mask(image.shape[:2], boxes, mask_scale=loss_mask_scale * mask_scale)
     return image, target, mask
 
 

@@ -48,8 +48,11 @@ class FaceCrops(Dataset):
     drawn from a generator seeded per (seed, index), so an epoch is reproducible.
     """
 
-    def __init__(self, stills, crop: int, seed: int = 0, sigma_ratio: float = 0.15):
-        self.items = [unet_triplet(img, boxes, sigma_ratio=sigma_ratio) + (boxes,) for img, boxes in stills]
+    def __init__(self, stills, crop: int, seed: int = 0, sigma_ratio: float = 0.15, mask_scale: float = 1.0):
+        self.items = [
+            unet_triplet(img, boxes, sigma_ratio=sigma_ratio, mask_scale=mask_scale) + (boxes,)
+            for img, boxes in stills
+        ]
         self.crop, self.seed = crop, seed
         self.epoch = 0
 
@@ -71,11 +74,20 @@ class FaceCrops(Dataset):
         return normalise(image[s])[0], normalise(target[s])[0], torch.from_numpy(mask[s].copy())
 
 
-def crop_loader(stills, crop: int, batch: int, *, seed: int, shuffle: bool, sigma_ratio: float = 0.15):
+def crop_loader(
+    stills,
+    crop: int,
+    batch: int,
+    *,
+    seed: int,
+    shuffle: bool,
+    sigma_ratio: float = 0.15,
+    mask_scale: float = 1.0,
+):
     """A DataLoader of face-centred crops (single process: the machines have two cores)."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        FaceCrops(stills, crop, seed, sigma_ratio),
+        FaceCrops(stills, crop, seed, sigma_ratio, mask_scale),
         batch_size=batch,
         shuffle=shuffle,
         generator=generator,

@@ -130,6 +130,10 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
         model = unet.build_unet(**unet_config(cfg), encoder_weights=u.encoder_weights)
     module = UNetModule(model, loss=loss, lr=u.lr, face_weight=u.face_weight)
     kwargs = {"sigma_ratio": cfg.faceblur.blur.sigma_ratio}
+    if u.teacher == "yolo":  # ... blurred as the tool's approach 1 blurs them (its mask and strength)
+        from fourfold.faceblur.pipeline import DEFAULT_MASK_SCALE, DEFAULT_SIGMA_RATIO
+
+        kwargs = {"sigma_ratio": DEFAULT_SIGMA_RATIO, "mask_scale": DEFAULT_MASK_SCALE}
     train_loader = crop_loader(train, u.crop, u.batch, seed=int(cfg.seed), shuffle=True, **kwargs)
     val_loader = crop_loader(val[:32], u.crop, u.batch, seed=int(cfg.seed) + 1, shuffle=False, **kwargs)
     t0 = time.perf_counter()
