@@ -3,7 +3,8 @@
 ``python -m fourfold.faceblur.report [--runs runs] [--out experiments/faceblur]``: for each experiment preset
 (quick, paper) the newest successful run gives ``results/table_<preset>.{csv,md}``, and its saved example
 frames give ``figures/examples_<preset>.png``; ``figures/recall_by_size_<preset>.png`` plots the detectors'
-recall per face height. Without run folders, the Markdown tables are rebuilt from the committed CSVs.
+recall per face height; the newest ``stage=realset`` run gives ``results/table_realset.{csv,md}`` (the
+real-photo set). Without run folders, the Markdown tables are rebuilt from the committed CSVs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ COLUMNS = (
     "fps",
 )
 PRESETS = ("quick", "paper")
+REAL_METHODS = ("deface", "centerface", "centerface_v1", "centerface+mtcnn", "yolo", "unet_l1", "unet_mse")
+REAL_LABELS = {
+    "deface": "deface 1.5 (reference: CenterFace, its defaults)",
+    "centerface": "fourfold-blur default (CenterFace)",
+    "centerface_v1": "fourfold-blur before issue 11 (CenterFace, mask 1.0, sigma 0.15)",
+    "centerface+mtcnn": "fourfold-blur --method centerface+mtcnn",
+    "yolo": "fourfold-blur --method yolo (approach 1)",
+    "unet_l1": "U-Net L1 (approach 2)",
+    "unet_mse": "fourfold-blur --method unet (U-Net MSE, approach 2)",
+}
 
 
 def table_from_metrics(metrics: dict[str, float]):
@@ -136,6 +147,61 @@ def strength_table(metrics: dict[str, float]):
     return pd.DataFrame(rows)
 
 
+def realset_table(metrics: dict[str, float]):
+    """One row per method of a ``stage=realset`` run (``real/<method>/<metric>``), counts as "k of n"."""
+    import pandas as pd
+
+    def count(m, key, total):
+        return f"{metrics[f'real/{m}/{key}']:.0f} of {metrics[f'real/{m}/{total}']:.0f}"
+
+    rows = []
+    for m in REAL_METHODS:
+        if f"real/{m}/faces" not in metrics:
+            continue
+        rows.append(
+            {
+                "method": REAL_LABELS[m],
+                "faces anonymised": count(m, "anonymised", "faces"),
+                "changed enough": count(m, "changed_enough", "faces"),
+                "still found": count(m, "still_found", "faces"),
+                "identity recognisable": count(m, "recognisable", "identity_faces")
+                if np.isfinite(metrics[f"real/{m}/recognisable"])
+                else "n/a",
+                "identity distance": f"{metrics[f'real/{m}/identity_dist']:.2f}",
+                "false blur, mean (max) %": f"{100 * metrics[f'real/{m}/false_blur']:.3f} "
+                f"({100 * metrics[f'real/{m}/false_blur_max']:.3f})",
+                "face-free photos touched": count(m, "face_free_touched", "face_free_photos"),
+                "anonymised, faces < 50 px": count(m, "anonymised_lt50", "faces_lt50"),
+                "50-150 px": count(m, "anonymised_50_150", "faces_50_150"),
+                ">= 150 px": count(m, "anonymised_ge150", "faces_ge150"),
+                "s / image": f"{metrics[f'real/{m}/seconds_per_image']:.2f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_realset(runs, out: Path) -> list[Path]:
+    """``results/table_realset.{csv,md}`` from the newest ``stage=realset`` run (CSV-only rebuild without)."""
+    import pandas as pd
+
+    from fourfold.core.files import atomic_path, atomic_write_text
+    from fourfold.core.tables import to_markdown
+
+    stem = out / "results" / "table_realset"
+    done = [r for r in runs if r.config.get("faceblur", {}).get("stage") == "realset"]
+    if done:
+        table = realset_table(max(done, key=lambda r: r.path.name).metrics)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(stem.with_suffix(".csv")) as tmp:
+            table.to_csv(tmp, index=False)
+    elif stem.with_suffix(".csv").is_file():
+        table = pd.read_csv(stem.with_suffix(".csv"), dtype=str)
+    else:
+        return []
+    atomic_write_text(stem.with_suffix(".md"), to_markdown(table))
+    return [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+
+
 def build(runs_root: Path, out: Path) -> list[Path]:
     import pandas as pd
 
@@ -168,6 +234,7 @@ def build(runs_root: Path, out: Path) -> list[Path]:
         elif stem.with_suffix(".csv").is_file():
             write_table(pd.read_csv(stem.with_suffix(".csv")), stem)
             written.append(stem.with_suffix(".md"))
+    written += write_realset(runs, out)
     return written
 
 

@@ -5,6 +5,7 @@ Stages (``faceblur.stage``):
   weights written to the run folder and, with ``train.export``, into the package (``weights/``).
 - ``experiment``: (train first when ``train.enabled``) then evaluate every method on held-out stills, clips
   and package photos; metrics named ``<method>/<metric>``.
+- ``realset``: every method on the real-photo evaluation set (``realeval``), next to deface 1.5 itself.
 - ``anonymize``: the tool on one image, folder or video (the same code as ``fourfold-blur``).
 """
 
@@ -308,6 +309,12 @@ def main(cfg: DictConfig) -> dict[str, float]:
     if stage == "experiment":
         trained = train_models(cfg, run_dir) if cfg.faceblur.train.enabled else {}
         return evaluate(cfg, run_dir, weight_paths(cfg, trained))
+    if stage == "realset":
+        from fourfold.faceblur import realeval
+
+        f = cfg.faceblur
+        chosen = {"yolo": f.yolo.weights, "unet_l1": f.unet.weights_l1, "unet_mse": f.unet.weights_mse}
+        return realeval.evaluate(list(f.realset.methods), {k: v for k, v in chosen.items() if v})
     if stage == "anonymize":
         from fourfold.faceblur.cli import anonymize_path
 
@@ -326,4 +333,4 @@ def main(cfg: DictConfig) -> dict[str, float]:
             **blur_kwargs(cfg),
         )
         return {k: float(v) for k, v in stats.items()}
-    raise ValueError(f"faceblur.stage must be train, experiment or anonymize; got {stage!r}")
+    raise ValueError(f"faceblur.stage must be train, experiment, realset or anonymize; got {stage!r}")
