@@ -117,3 +117,25 @@ def test_critical_positions_point_at_the_extra_digits_of_each_long_list():
     assert critical_positions(123, 45, n_digits=3) == []  # nothing longer than N
     both = critical_positions(12345, 67890, n_digits=3)  # gap 2 on both operands: 4 characters each
     assert len([p for p in both if p.step == 1]) == 8
+
+
+def test_both_long_mix_shares_match_their_fractions():
+    from fourfold.critical.arithmetic import operand_case
+
+    n = 2
+    pairs = pretrain_pairs(np.random.default_rng(0), 20000, n, mix_fraction=0.2, both_fraction=0.5)
+    cases = [operand_case(a, b, n) for a, b in pairs]
+    assert cases.count("both_long") / len(cases) == pytest.approx(0.1, abs=0.01)
+    assert cases.count("one_long") / len(cases) == pytest.approx(0.1, abs=0.01)
+    assert all(max(len(str(a)), len(str(b))) <= n + 1 for a, b in pairs)
+    # both_fraction = 0 keeps the one-long-operand mix's draws exactly
+    legacy = pretrain_pairs(np.random.default_rng(1), 500, 3, 0.3)
+    assert legacy == pretrain_pairs(np.random.default_rng(1), 500, 3, 0.3, both_fraction=0.0)
+    assert all(operand_case(a, b, 3) != "both_long" for a, b in legacy)
+
+
+def test_operand_case_labels():
+    from fourfold.critical.arithmetic import operand_case
+
+    assert [operand_case(*p, 2) for p in ((12, 3), (123, 4), (5, 678), (123, 456))] == [
+        "short", "one_long", "one_long", "both_long"]  # fmt: skip

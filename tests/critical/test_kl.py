@@ -121,3 +121,17 @@ def test_k2_gradient_against_autograd():
     diff = (logp - ref_logp.gather(-1, actions[:, None]).squeeze(-1)).detach()
     expected = diff[:, None] * (onehot - pi) / temperature
     assert torch.allclose(z.grad, expected, atol=1e-10)
+
+
+def test_beta_rule_puts_the_quantile_token_at_the_kept_weight():
+    import numpy as np
+
+    from fourfold.critical.kl import beta_rule
+
+    j = np.linspace(0.9, 1.0, 1001)
+    beta = beta_rule(j, keep=0.9, quantile=0.1)
+    j_q = np.quantile(j, 0.1)
+    assert j_q**beta == pytest.approx(0.9)
+    assert np.mean(j**beta >= 0.9 - 1e-12) == pytest.approx(0.9, abs=2e-3)
+    with pytest.raises(ValueError, match="no finite beta"):
+        beta_rule(np.ones(10))

@@ -39,7 +39,19 @@ def test_build_makes_every_table_and_figure(tmp_path):
     write_results(tmp_path)
     made = build(tmp_path)
     assert made == ["generalisation", "table1", "weights", "rl_curves", "degrees_rl_curves"]
+    learning = pd.read_csv(tmp_path / "tables" / "rl_learning.csv")
+    assert np.allclose(learning["difference"], 0.0)  # flat synthetic success: no learning
+    paired = pd.read_csv(tmp_path / "tables" / "rl_paired.csv")
+    assert set(paired.condition) == {"prioritized_b10"} and np.allclose(paired["difference"], 0.0)
     final = pd.read_csv(tmp_path / "tables" / "rl_final.csv")
     assert np.allclose(final.acc_end, 0.6) and np.allclose(final.acc_start, 0.5) and (final.n == 2).all()
     for name in ("rl_curves", "rl_training", "weights_histogram", "degrees_rl"):
         assert (tmp_path / "figures" / f"{name}.png").is_file()
+
+
+def test_t_interval_matches_the_textbook_value():
+    from fourfold.critical.report import t_interval
+
+    mean, low, high, n = t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / np.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n), sd = 1
+    assert (mean, n) == (2.0, 3) and np.isclose(low, 2 - half) and np.isclose(high, 2 + half)

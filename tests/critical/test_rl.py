@@ -154,3 +154,38 @@ def test_invalid_rl_settings_fail_before_compute():
         RLSettings(n_digits=0).validate(512)
     with pytest.raises(ValueError, match="positions"):
         RLSettings(n_digits=6, plus_k=1).validate(512)
+
+
+def test_leave_one_out_advantages_match_a_brute_force_loop():
+    from fourfold.critical.rl import leave_one_out_advantages
+
+    g = torch.Generator().manual_seed(4)
+    rewards = (torch.rand(12, generator=g) > 0.5).float()
+    mask = torch.rand(12, 7, generator=g) > 0.3
+    k = 3
+    adv = leave_one_out_advantages(rewards, mask, k)
+    for i in range(12):
+        group = range(k * (i // k), k * (i // k) + k)
+        others = [float(rewards[j]) for j in group if j != i]
+        expected = float(rewards[i]) - sum(others) / len(others)
+        assert torch.allclose(adv[i], expected * mask[i].float())
+
+
+def test_leave_one_out_gives_no_signal_to_unanimous_groups_and_rejects_bad_groups():
+    from fourfold.critical.rl import leave_one_out_advantages
+
+    mask = torch.ones(4, 2, dtype=torch.bool)
+    adv = leave_one_out_advantages(torch.tensor([1.0, 1.0, 0.0, 0.0]), mask, 2)
+    assert (adv == 0).all()
+    with pytest.raises(ValueError, match="groups"):
+        leave_one_out_advantages(torch.ones(5), torch.ones(5, 2, dtype=torch.bool), 2)
+
+
+def test_rl_settings_check_the_group_layout():
+    from fourfold.critical.lit import RLSettings
+
+    with pytest.raises(ValueError, match="multiple of group_size"):
+        RLSettings(n_digits=2, episodes=10, group_size=4).validate(512)
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        RLSettings(n_digits=2, episodes=8, group_size=1, baseline="rloo").validate(512)
+    RLSettings(n_digits=2, episodes=8, group_size=1, baseline="batch").validate(512)

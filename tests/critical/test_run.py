@@ -21,7 +21,7 @@ def config(*overrides):
 
 
 def test_quick_and_paper_presets_validate():
-    assert [s.n_digits for s in validate(config())] == [2, 3]
+    assert [s.n_digits for s in validate(config())] == [2]
     paper = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         paper = compose("config", overrides=["experiment=critical/paper"])
@@ -34,7 +34,8 @@ def test_quick_and_paper_presets_validate():
     [
         ("critical.rl.conditions=[{name: x, mode: prioritized, beta: -1}]", "beta"),
         ("critical.degrees=[{n_digits: 0, mix_fraction: 0.0, steps: 10}]", "N"),
-        ("critical.degrees=[{n_digits: 7, mix_fraction: 0.0, steps: 10}]", "main_degree"),
+        ("critical.main_degree=5", "main_degree"),
+        ("critical.rl.conditions=[{name: x, mode: none, beta: 0, group_size: 3}]", "group_size"),
         ("critical.model_size=huge", "model_size"),
         ("critical.stages=[pretrain, dance]", "stages"),
     ],
@@ -53,7 +54,31 @@ def test_operands_longer_than_the_context_fail_before_compute():
 
 def test_degree_specs_carry_the_pretraining_knobs():
     spec = degree_specs(config().critical)[0]
-    assert (spec.batch_size, spec.size, spec.mix_fraction) == (32, "tiny", 0.05)
+    assert (spec.batch_size, spec.size, spec.mix_fraction, spec.both_fraction) == (32, "tiny", 0.1, 0.5)
+
+
+def test_conditions_override_recipe_knobs_and_reject_unknown_keys():
+    from fourfold.critical.run import rl_settings
+
+    c = config().critical
+    cond = config("critical.rl.conditions=[{name: a, mode: none, beta: 0, lr: 0.001, group_size: 8}]")
+    settings = rl_settings(c, 2, 1, cond.critical.rl.conditions[0], 5.0, 0, "x")
+    assert (settings.lr, settings.group_size, settings.loss.kl_coef) == (0.001, 8, 0.0)
+    with pytest.raises(ValueError, match="unknown keys"):
+        validate(config("critical.rl.conditions=[{name: a, mode: none, beta: 0, lrr: 1}]"))
+
+
+def test_rl_run_folders_are_stable_and_keyed_by_what_shapes_them():
+    from fourfold.critical.run import rl_run_dir
+
+    c = config().critical
+    std, rule = c.rl.conditions[0], c.rl.conditions[1]
+    a = rl_run_dir(c, "ref", std, 0.0, 0, 80)
+    other = config("critical.rl.seeds=[9]", "critical.workers=1").critical
+    assert a == rl_run_dir(other, "ref", std, 0.0, 0, 80)
+    assert a != rl_run_dir(c, "ref", std, 0.0, 1, 80) != rl_run_dir(c, "ref", std, 0.0, 0, 81)
+    assert rl_run_dir(c, "ref", rule, 12.0, 0, 80) != rl_run_dir(c, "ref", rule, 13.0, 0, 80)
+    assert a != rl_run_dir(config("critical.rl.lr=1").critical, "ref", std, 0.0, 0, 80)
 
 
 @pytest.mark.slow
@@ -64,5 +89,6 @@ def test_smoke_preset_runs_every_stage(tmp_path):
     subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"rl_standard_acc", "rl_no_kl_acc", "dJ_critical_N2", "degrees_rl_N1_acc"} <= set(metrics)
-    for name in ("generalisation", "table1", "weights", "rl_curves", "degrees_rl_curves"):
+    names = ("generalisation", "table1", "weights", "beta_rule", "rl_curves", "rl_runs", "degrees_rl_curves")
+    for name in names:
         assert (run_dir / "results" / f"{name}.csv").is_file()

@@ -129,23 +129,41 @@ def _check_n(n_digits: int) -> None:
         raise ValueError(f"N (the pre-training digit count) must be an integer >= 1, got {n_digits!r}")
 
 
-def pretrain_pairs(rng: np.random.Generator, count: int, n_digits: int, mix_fraction: float = 0.0):
+def pretrain_pairs(
+    rng: np.random.Generator,
+    count: int,
+    n_digits: int,
+    mix_fraction: float = 0.0,
+    both_fraction: float = 0.0,
+):
     """Pre-training pairs: each operand's length uniform in 1..N (balanced across lengths); a fraction
     ``mix_fraction`` of pairs instead has one random operand of exactly N+1 digits (the tiny-model
-    deviation that gives RL a non-zero start)."""
+    deviation that gives RL a non-zero start). Of those mixed pairs, a share ``both_fraction`` has *both*
+    operands of N+1 digits (the other half of the RL distribution). With ``both_fraction = 0`` the draws
+    are exactly those of the one-long-operand mix."""
     _check_n(n_digits)
-    if not 0.0 <= mix_fraction <= 1.0:
-        raise ValueError(f"mix_fraction must be in [0, 1], got {mix_fraction}")
+    for name, value in (("mix_fraction", mix_fraction), ("both_fraction", both_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
     pairs = []
     for _ in range(count):
         la, lb = (int(x) for x in rng.integers(1, n_digits + 1, size=2))
         if rng.random() < mix_fraction:
-            if rng.random() < 0.5:
+            if both_fraction > 0 and rng.random() < both_fraction:
+                la = lb = n_digits + 1
+            elif rng.random() < 0.5:
                 la = n_digits + 1
             else:
                 lb = n_digits + 1
         pairs.append((sample_operand(rng, la), sample_operand(rng, lb)))
     return pairs
+
+
+def operand_case(a: int, b: int, n_digits: int) -> str:
+    """Which part of the RL distribution a pair belongs to: ``both_long`` (both operands longer than N),
+    ``one_long`` (exactly one) or ``short`` (neither)."""
+    longer = (len(str(a)) > n_digits) + (len(str(b)) > n_digits)
+    return ("short", "one_long", "both_long")[longer]
 
 
 def rl_pairs(rng: np.random.Generator, count: int, n_digits: int, plus_k: int = 1):

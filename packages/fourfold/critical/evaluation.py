@@ -32,7 +32,7 @@ def generation_limit(model, tokenizer: CharTokenizer, pairs, digits: int) -> int
 
 
 @torch.no_grad()
-def greedy_accuracy(model, tokenizer: CharTokenizer, pairs, batch_size: int = 64) -> np.ndarray:
+def greedy_accuracy(model, tokenizer: CharTokenizer, pairs, batch_size: int = 128) -> np.ndarray:
     """Per-pair exact match (bool array) of greedy generations."""
     digits = max(len(str(x)) for pair in pairs for x in pair)
     limit = generation_limit(model, tokenizer, pairs, digits)
@@ -92,8 +92,8 @@ def certainty_gap(
             crit_min.append(float(ji[is_crit].min()))
             all_j.append(ji.numpy())
             for p in found:
-                kind = "comma" if p.char == "," else "digit"
-                label = f"step{p.step}/operand{p.operand}/{kind}"
+                char_kind = "comma" if p.char == "," else "digit"  # not `kind`: that is J's form
+                label = f"step{p.step}/operand{p.operand}/{char_kind}"
                 by_position.append((label, float(ji[p.offset]), float(delta[p.offset])))
     return {
         "delta_critical": np.array(crit),
@@ -118,3 +118,22 @@ def critical_token_probability(
             for pos in critical_positions(a, b, n_digits):
                 probs.append(float(p[i, pos.offset, tokenizer.stoi[pos.char]]))
     return float(np.mean(probs)) if probs else float("nan")
+
+
+@torch.no_grad()
+def certainty_at_critical_and_ordinary(
+    model, tokenizer, pairs, n_digits: int, kind: str = "shannon", temperature: float = 1.0, batch_size=64
+):
+    """The reference's certainty J on the correct scratchpads of ``pairs``, split into the located critical
+    positions and every other target position; returns (J critical, J ordinary) as 1-D numpy arrays."""
+    critical, ordinary = [], []
+    for chunk in _batches(list(pairs), batch_size):
+        episodes = target_rollout(tokenizer, chunk)
+        j = certainty_from_logits(teacher_forced(model, episodes), kind, temperature)
+        for i, (a, b) in enumerate(chunk):
+            n = int(episodes.action_mask[i].sum())
+            is_crit = torch.zeros(n, dtype=torch.bool)
+            is_crit[[p.offset for p in critical_positions(a, b, n_digits)]] = True
+            critical.append(j[i, :n][is_crit].double().numpy())
+            ordinary.append(j[i, :n][~is_crit].double().numpy())
+    return np.concatenate(critical), np.concatenate(ordinary)

@@ -101,3 +101,20 @@ def token_weights(
         mean = (w * mask).sum() / mask.sum().clamp_min(1.0)
         return torch.full(shape, float(mean))
     raise ValueError(f"KL mode must be 'standard', 'prioritized', 'uniform' or 'none', got {mode!r}")
+
+
+def beta_rule(j_ordinary, keep: float = 0.9, quantile: float = 0.1) -> float:
+    """The largest beta that leaves the KL essentially intact on ordinary tokens: w = J^beta >= ``keep``
+    on all but the least certain ``quantile`` of them, i.e. beta = log(keep) / log(J_q) with J_q the
+    ``quantile`` of the reference's certainty on ordinary (non-critical) tokens. Tokens less certain than
+    that get w < keep, falling fast with J (the brief's section 6.3 aim: w ~ 1 on ordinary tokens, ~ 0 at
+    critical ones)."""
+    import numpy as np
+
+    j = np.asarray(j_ordinary, dtype=float)
+    if j.size == 0 or not 0 < keep < 1 or not 0 < quantile < 1:
+        raise ValueError("beta_rule needs certainty values, 0 < keep < 1 and 0 < quantile < 1")
+    j_q = float(np.quantile(j, quantile))
+    if not 0 < j_q < 1:
+        raise ValueError(f"the {quantile} quantile of J is {j_q}: no finite beta can be derived from it")
+    return float(np.log(keep) / np.log(j_q))

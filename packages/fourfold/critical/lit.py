@@ -9,11 +9,18 @@ import lightning as L
 import numpy as np
 import torch
 
-from fourfold.critical.arithmetic import is_correct, max_continuation_length, prompt, reward, rl_pairs
+from fourfold.critical.arithmetic import (
+    is_correct,
+    max_continuation_length,
+    operand_case,
+    prompt,
+    reward,
+    rl_pairs,
+)
 from fourfold.critical.evaluation import critical_token_probability, greedy_accuracy
 from fourfold.critical.kl import token_weights
 from fourfold.critical.pretrain import target_loss, warmup_cosine
-from fourfold.critical.rl import LossConfig, baseline_advantages, gae, rl_loss
+from fourfold.critical.rl import LossConfig, baseline_advantages, gae, leave_one_out_advantages, rl_loss
 from fourfold.critical.rollout import action_log_probs, reference_outputs, sample, teacher_forced
 
 
@@ -54,7 +61,10 @@ class RLSettings:
     certainty_kind: str = "shannon"
     certainty_temperature: float = 1.0
     algorithm: str = "reinforce"  # reinforce | a2c
+    baseline: str = "rloo"  # reinforce's baseline: rloo (leave-one-out within a prompt's group) | batch
+    group_size: int = 4  # samples per prompt; ``episodes`` = prompts x group_size
     lr: float = 1e-4
+    warmup_steps: int = 0  # linear learning-rate warm-up over the first iterations
     gamma: float = 1.0
     gae_lambda: float = 0.95
     loss: LossConfig = field(default_factory=LossConfig)
@@ -71,6 +81,14 @@ class RLSettings:
             raise ValueError(f"beta must be >= 0, got {self.beta}")
         if self.algorithm not in ("reinforce", "a2c"):
             raise ValueError(f"algorithm must be 'reinforce' or 'a2c', got {self.algorithm!r}")
+        if self.baseline not in ("rloo", "batch"):
+            raise ValueError(f"baseline must be 'rloo' or 'batch', got {self.baseline!r}")
+        if self.group_size < 1 or self.episodes % self.group_size:
+            raise ValueError(
+                f"episodes ({self.episodes}) must be a multiple of group_size ({self.group_size})"
+            )
+        if self.algorithm == "reinforce" and self.baseline == "rloo" and self.group_size < 2:
+            raise ValueError("the rloo baseline needs group_size >= 2 samples per prompt")
         if self.kl_mode not in ("standard", "prioritized", "uniform", "none"):
             raise ValueError(f"kl_mode must be standard|prioritized|uniform|none, got {self.kl_mode!r}")
         digits = self.n_digits + self.plus_k
@@ -105,7 +123,10 @@ class RLLit(L.LightningModule):
 
     def configure_optimizers(self):
         params = list(self.policy.parameters()) + (list(self.critic.parameters()) if self.critic else [])
-        return torch.optim.Adam(params, lr=self.settings.lr)
+        opt = torch.optim.Adam(params, lr=self.settings.lr)
+        warmup = max(1, self.settings.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        return [opt], [sched]
 
     def on_train_epoch_start(self):
         self.reference.eval()
@@ -123,7 +144,12 @@ class RLLit(L.LightningModule):
         self.policy.eval()
         stats = {"step": int(self.global_step), "kind": "eval"}
         if s.eval_pairs:
-            stats["acc_rl"] = float(greedy_accuracy(self.policy, self.tokenizer, s.eval_pairs).mean())
+            correct = greedy_accuracy(self.policy, self.tokenizer, s.eval_pairs)
+            stats["acc_rl"] = float(correct.mean())
+            cases = np.array([operand_case(a, b, s.n_digits) for a, b in s.eval_pairs])
+            for case in ("one_long", "both_long"):
+                if (cases == case).any():
+                    stats[f"acc_rl_{case}"] = float(correct[cases == case].mean())
             stats["critical_prob"] = critical_token_probability(
                 self.policy, self.tokenizer, s.eval_pairs, s.n_digits, s.temperature
             )
@@ -137,7 +163,8 @@ class RLLit(L.LightningModule):
         s = self.settings
         rng = np.random.default_rng([s.seed, step])
         generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        pairs = rl_pairs(rng, s.episodes, s.n_digits, s.plus_k)
+        prompts = rl_pairs(rng, s.episodes // s.group_size, s.n_digits, s.plus_k)
+        pairs = [pair for pair in prompts for _ in range(s.group_size)]  # consecutive groups per prompt
         rollout = sample(
             self.policy,
             self.tokenizer,
@@ -146,8 +173,13 @@ class RLLit(L.LightningModule):
             temperature=s.temperature,
             generator=generator,
         )
-        correct = [is_correct(t, a, b) for t, (a, b) in zip(rollout.texts, pairs)]
-        return rollout, torch.as_tensor(reward(correct, s.reward_kind)), float(np.mean(correct))
+        correct = np.array([is_correct(t, a, b) for t, (a, b) in zip(rollout.texts, pairs)])
+        cases = np.array([operand_case(a, b, s.n_digits) for a, b in pairs])
+        success = {"success": float(correct.mean())}
+        for case in ("one_long", "both_long"):
+            if (cases == case).any():
+                success[f"success_{case}"] = float(correct[cases == case].mean())
+        return rollout, torch.as_tensor(reward(correct, s.reward_kind)), success
 
     def training_step(self, batch, batch_idx):
         s = self.settings
@@ -156,23 +188,32 @@ class RLLit(L.LightningModule):
             self.evaluate()
         rollout, rewards, success = self.collect(step)
         mask = rollout.action_mask
-        ref = reference_outputs(self.reference, rollout, s.temperature)
         logits, hidden = teacher_forced(self.policy, rollout, output_hidden=True)
         logp, entropy = action_log_probs(logits, rollout.actions, s.temperature)
-        weights = token_weights(
-            s.kl_mode, ref.logits, mask, s.beta, s.certainty_kind, s.certainty_temperature
-        )
+        if s.kl_mode == "none" or s.loss.kl_coef == 0:
+            # No KL term: skip the reference's forward pass (a quarter of an iteration's compute).
+            weights, logp_ref = torch.zeros_like(logp), logp.detach()
+        else:
+            ref = reference_outputs(self.reference, rollout, s.temperature)
+            weights = token_weights(
+                s.kl_mode, ref.logits, mask, s.beta, s.certainty_kind, s.certainty_temperature
+            )
+            logp_ref = ref.logp
         values = returns = None
         if s.algorithm == "a2c":
-            values = self.critic(hidden)
+            critic_device = next(self.critic.parameters()).device
+            values = self.critic(hidden.to(critic_device)).float().cpu()
             advantages, returns = gae(rewards, values, mask, s.gamma, s.gae_lambda)
+        elif s.baseline == "rloo":
+            advantages = leave_one_out_advantages(rewards, mask, s.group_size)
         else:
             advantages = baseline_advantages(rewards, mask)
-        loss, stats = rl_loss(logp, entropy, mask, advantages, ref.logp, weights, s.loss, values, returns)
+        loss, stats = rl_loss(logp, entropy, mask, advantages, logp_ref, weights, s.loss, values, returns)
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
         opt.step()
+        self.lr_schedulers().step()
         valid_w = weights[mask].float()
         if valid_w.numel() == 0:
             valid_w = torch.zeros(1)
@@ -180,7 +221,7 @@ class RLLit(L.LightningModule):
         stats.update(
             step=step,
             kind="train",
-            success=success,
+            **success,
             episode_len=float(mask.sum(-1).float().mean()),
             w_mean=float(valid_w.mean()),
             w_p10=float(q[0]),

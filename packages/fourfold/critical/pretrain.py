@@ -31,12 +31,14 @@ class PretrainSpec:
     weight_decay: float
     size: str
     seed: int
+    both_fraction: float = 0.0  # share of the mixed examples with both operands of N+1 digits
 
     def validate(self) -> "PretrainSpec":
         if self.n_digits < 1:
             raise ValueError(f"n_digits (N) must be >= 1, got {self.n_digits}")
-        if not 0.0 <= self.mix_fraction <= 1.0:
-            raise ValueError(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
+        for name in ("mix_fraction", "both_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("pre-training steps and batch_size must be >= 1")
         if self.lr <= 0:
@@ -45,8 +47,12 @@ class PretrainSpec:
 
     @property
     def name(self) -> str:
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"N{self.n_digits}_mix{self.mix_fraction:g}_{self.size}_{self.steps}steps_{digest}"
+        fields = asdict(self)
+        if not self.both_fraction:  # keys of checkpoints made before the field existed stay valid
+            fields.pop("both_fraction")
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        both = f"_both{self.both_fraction:g}" if self.both_fraction else ""
+        return f"N{self.n_digits}_mix{self.mix_fraction:g}{both}_{self.size}_{self.steps}steps_{digest}"
 
 
 class AdditionExamples(Dataset):
@@ -100,7 +106,8 @@ def training_pairs(spec: PretrainSpec) -> list[tuple[int, int]]:
     from fourfold.critical.arithmetic import pretrain_pairs
 
     rng = np.random.default_rng(spec.seed)
-    return pretrain_pairs(rng, spec.steps * spec.batch_size, spec.n_digits, spec.mix_fraction)
+    count = spec.steps * spec.batch_size
+    return pretrain_pairs(rng, count, spec.n_digits, spec.mix_fraction, spec.both_fraction)
 
 
 def cached_model_path(cache_dir: str | Path, spec: PretrainSpec) -> Path:
@@ -156,6 +163,7 @@ def pretrained_model(
         seed=spec.seed,
         checkpoint_every_n_steps=max(1, spec.steps // 10),
         gradient_clip_val=1.0,
+        progress_name=f"pre-training {spec.name}",
         **trainer_overrides,
     )
     extra = {"spec": asdict(spec), "final_train_loss": metrics.get("train_loss", float("nan"))}

@@ -18,16 +18,20 @@ from fourfold.core.runs import find_runs
 from fourfold.core.tables import mean_se, write_table
 
 OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
-PRESETS = ("quick", "long")
+PRESETS = ("quick", "ablations")
 RESULT_FILES = (
     "degrees",
     "generalisation",
     "table1",
     "table1_positions",
     "weights",
+    "beta_rule",
     "rl_curves",
+    "rl_runs",
     "degrees_rl_curves",
 )
+REFERENCE_CONDITION = "standard"  # paired comparisons are against this condition (same seeds, same prompts)
+LEARNING_WINDOW = 0.1  # first and last 10% of iterations for the learning evidence
 
 
 def collect(runs_root: Path, preset: str, out: Path) -> str | None:
@@ -103,6 +107,7 @@ def _band(ax, frame, x, y, group, label_prefix=""):
 def curve_panels(frame, group: str, panels: list[tuple[str, str]], path: Path, label_prefix="") -> None:
     """One panel per (column, title): mean ± SE over seeds against the RL iteration, a line per group."""
     fig, axes = new_figure(1, len(panels), width=4.0)
+    axes = np.atleast_1d(axes)
     for ax, (col, title) in zip(axes, panels):
         _band(ax, frame, "step", col, group, label_prefix)
         ax.set_xlabel("RL iteration")
@@ -111,30 +116,114 @@ def curve_panels(frame, group: str, panels: list[tuple[str, str]], path: Path, l
     save_figure(fig, path)
 
 
+def t_interval(values, level: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean and a two-sided Student-t confidence interval over replications: (mean, low, high, n)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    mean = float(x.mean()) if n else float("nan")
+    if n < 2:
+        return mean, float("nan"), float("nan"), n
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half, n
+
+
+def smoothed_success(train: pd.DataFrame, window: int = 10) -> pd.DataFrame:
+    """Sampled training success averaged over blocks of ``window`` iterations (per condition and seed)."""
+    frame = train[["condition", "seed", "step", "success"]].copy()
+    frame["step"] = (frame.step // window) * window + (window - 1) / 2
+    return frame.groupby(["condition", "seed", "step"], as_index=False).success.mean()
+
+
+def learning_table(train: pd.DataFrame, window: float = LEARNING_WINDOW) -> pd.DataFrame:
+    """Per condition: sampled training success over the first and the last ``window`` share of iterations,
+    and their difference (per seed) with a 95% t-interval over seeds."""
+    rows = []
+    for cond, g in train.groupby("condition"):
+        last = int(g.step.max())
+        width = max(1, int(round(window * (last + 1))))
+        per_seed = pd.DataFrame({
+            "first": g[g.step < width].groupby("seed").success.mean(),
+            "last": g[g.step > last - width].groupby("seed").success.mean(),
+        })  # fmt: skip
+        diff = t_interval(per_seed["last"] - per_seed["first"])
+        rows.append(
+            {"condition": cond, "iterations": last + 1, "window": width, "first": per_seed["first"].mean(),
+             "last": per_seed["last"].mean(), "difference": diff[0], "ci_low": diff[1], "ci_high": diff[2],
+             "seeds": diff[3]}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def paired_table(evals: pd.DataFrame, train: pd.DataFrame, reference: str = REFERENCE_CONDITION):
+    """Every condition minus ``reference`` on the same seeds (same prompts, same evaluation sets), at every
+    evaluated iteration and on the last-10% sampled success: mean difference, 95% t-interval, seeds."""
+    rows = []
+    if reference not in set(evals.condition):
+        return pd.DataFrame(rows)
+    metrics = [("acc_rl", "greedy N+1 accuracy"), ("critical_prob", "p(correct critical token)"),
+               ("acc_comfort", "in-distribution accuracy")]  # fmt: skip
+    base = evals[evals.condition == reference].set_index(["seed", "step"])
+    for cond, g in evals.groupby("condition"):
+        if cond == reference:
+            continue
+        g = g.set_index(["seed", "step"])
+        common = g.index.intersection(base.index)
+        for col, label in metrics:
+            diff = (g.loc[common, col] - base.loc[common, col]).reset_index()
+            for step, d in diff.groupby("step"):
+                m, lo, hi, n = t_interval(d[col])
+                rows.append({"condition": cond, "metric": label, "iteration": int(step), "difference": m,
+                             "ci_low": lo, "ci_high": hi, "seeds": n})  # fmt: skip
+    learn = learning_table(train)
+    per_seed = {}
+    for cond, g in train.groupby("condition"):
+        last = int(g.step.max())
+        width = max(1, int(round(LEARNING_WINDOW * (last + 1))))
+        per_seed[cond] = g[g.step > last - width].groupby("seed").success.mean()
+    for cond in learn.condition:
+        if cond == reference:
+            continue
+        d = (per_seed[cond] - per_seed[reference]).dropna()
+        m, lo, hi, n = t_interval(d)
+        rows.append({"condition": cond, "metric": "sampled success, last 10%", "iteration": int(
+            train[train.condition == cond].step.max()) + 1, "difference": m, "ci_low": lo, "ci_high": hi,
+            "seeds": n})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
     evals = curves[curves.kind == "eval"]
     train = curves[curves.kind == "train"]
-    curve_panels(
-        evals,
-        "condition",
-        [
-            ("acc_rl", "N+1 accuracy (greedy)"),
-            ("acc_comfort", "in-distribution accuracy"),
-            ("critical_prob", "p(correct critical token)"),
-        ],
-        out / "figures" / "rl_curves.png",
-    )
+    fig, axes = new_figure(1, 4, width=4.0)
+    panels = [(evals, "acc_rl", "N+1 accuracy (greedy)"),
+              (smoothed_success(train), "success", "training success (sampled, 10-iteration means)"),
+              (evals, "acc_comfort", "in-distribution accuracy"),
+              (evals, "critical_prob", "p(correct critical token)")]  # fmt: skip
+    for ax, (frame, col, title) in zip(axes, panels):
+        _band(ax, frame, "step", col, "condition")
+        ax.set_xlabel("RL iteration")
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    save_figure(fig, out / "figures" / "rl_curves.png")
     curve_panels(
         train,
         "condition",
-        [("success", "training success (sampled)"), ("w_mean", "mean KL weight w")],
+        [(c, t) for c, t in (("w_mean", "mean KL weight w"), ("kl", "KL estimate (k2), sampled tokens"))
+         if c in train.columns],
         out / "figures" / "rl_training.png",
-    )
+    )  # fmt: skip
+    learning = learning_table(train)
+    write_table(learning, out / "tables" / "rl_learning")
+    paired = paired_table(evals, train)
+    if len(paired):
+        write_table(paired, out / "tables" / "rl_paired")
 
-    last, first = evals.step.max(), evals.step.min()
     rows = []
     for (cond, seed), g in evals.groupby(["condition", "seed"]):
-        start, end = g[g.step == first].iloc[0], g[g.step == last].iloc[0]
+        start, end = g[g.step == g.step.min()].iloc[0], g[g.step == g.step.max()].iloc[0]
         own = train[(train.condition == cond) & (train.seed == seed)]
         rows.append(
             {
@@ -151,7 +240,7 @@ def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
         )
     values = ["acc_start", "acc_end", "comfort_end", "critical_p_start", "critical_p_end", "w_mean"]
     table = mean_se(pd.DataFrame(rows), ["condition"], values)
-    table.insert(1, "iterations", int(last))
+    table.insert(1, "iterations", [int(evals[evals.condition == c].step.max()) for c in table.condition])
     write_table(table, out / "tables" / "rl_final", values=values)
 
 
@@ -174,6 +263,15 @@ def degrees_outputs(curves: pd.DataFrame, out: Path) -> None:
     write_table(table, out / "tables" / "degrees_rl", values=["acc_start", "acc_end"])
 
 
+def beta_rule_table(frame: pd.DataFrame, out: Path) -> None:
+    write_table(frame, out / "tables" / "beta_rule")
+
+
+def runtimes_table(frame: pd.DataFrame, out: Path) -> None:
+    table = frame.groupby("condition", sort=False).seconds.agg(["count", "mean", "min", "max", "sum"])
+    write_table(table.reset_index().rename(columns={"count": "runs"}), out / "tables" / "rl_runtimes")
+
+
 def build(out: Path = OUT) -> list[str]:
     """Make every table and figure from ``out/results``; returns what was made."""
     made = []
@@ -182,7 +280,9 @@ def build(out: Path = OUT) -> list[str]:
         ("table1", table1),
         ("table1_positions", table1_positions),
         ("weights", weights_figure),
+        ("beta_rule", beta_rule_table),
         ("rl_curves", rl_outputs),
+        ("rl_runs", runtimes_table),
         ("degrees_rl_curves", degrees_outputs),
     ]
     for name, make in steps:

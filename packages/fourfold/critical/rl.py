@@ -65,6 +65,22 @@ def baseline_advantages(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     return centred[:, None] * mask.float()
 
 
+def leave_one_out_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
+    """REINFORCE leave-one-out (RLOO): episodes come in consecutive groups of ``group_size`` samples of the
+    same prompt; episode i gets r_i minus the mean reward of the other k - 1 samples of its prompt, on
+    every action. The baseline does not depend on episode i's own action, so the gradient stays unbiased;
+    a prompt whose k samples all succeed (or all fail) contributes no policy gradient."""
+    rewards = rewards.float()
+    k = int(group_size)
+    if k < 2 or rewards.numel() % k:
+        raise ValueError(
+            f"RLOO needs groups of >= 2 samples that divide the batch, got k={k}, B={rewards.numel()}"
+        )
+    groups = rewards.view(-1, k)
+    others = (groups.sum(-1, keepdim=True) - groups) / (k - 1)
+    return (groups - others).reshape(-1)[:, None] * mask.float()
+
+
 def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, aggregation: str) -> torch.Tensor:
     mask_f = mask.float()
     if aggregation == "token":
@@ -121,6 +137,7 @@ def fine_tune(
     trainer_cfg,
     critic=None,
     checkpoint_every: int = 10,
+    label: str = "RL",
     **trainer_overrides,
 ) -> dict[str, float]:
     """Run ``iterations`` RL iterations (collect + one optimiser step each) through
@@ -152,5 +169,6 @@ def fine_tune(
             max_steps=iterations,
             seed=settings.seed,
             checkpoint_every_n_steps=checkpoint_every,
+            progress_name=label,
             **trainer_overrides,
         )

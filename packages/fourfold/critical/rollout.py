@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from fourfold.critical.arithmetic import SCRATCH_CLOSE
+from fourfold.critical.decoding import StaticDecoder
 from fourfold.critical.tokenizer import CharTokenizer
 
 
@@ -77,18 +78,23 @@ class _EpisodeEnds:
                 self.closed[i] = True
 
 
-def _cache_keyword(model) -> str:
-    """transformers >= 5.2 names the KV cache ``cache``; older releases call it ``past_key_values``."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+def model_device(model) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def _next_token(logits: torch.Tensor, temperature: float, greedy: bool, generator) -> torch.Tensor:
+    """The next token per row, on the CPU (``logits`` [B, V] on the CPU; the generator is a CPU one)."""
     if greedy:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _full_forward(model, ids, mask, device):
+    """The library's forward pass over whole sequences (the naive path: no cache)."""
+    pos = position_ids(mask)
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)).logits
 
 
 @torch.no_grad()
@@ -104,7 +110,9 @@ def sample(
     use_cache: bool = True,
 ) -> Rollout:
     """Generate one episode per prompt. ``use_cache=False`` re-encodes the whole prefix at every token (the
-    slow reference the KV-cache path must agree with)."""
+    slow reference the KV-cache path must agree with); the cached path uses ``decoding.StaticDecoder``.
+    The model may sit on any device; sampling and the returned tensors are on the CPU (a GPU model gets
+    its inputs moved, one small transfer per token)."""
     if temperature <= 0 and not greedy:
         raise ValueError(f"sampling temperature must be > 0, got {temperature}")
     n_positions = model.config.n_positions
@@ -116,13 +124,15 @@ def sample(
         )
     was_training = model.training
     model.eval()
+    device = model_device(model)
     ends = _EpisodeEnds(len(prompts), tokenizer)
     prompt_len = ids.shape[1]
     action_mask = []
-    out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=use_cache)
-    cache_kw = _cache_keyword(model)
-    past = getattr(out, cache_kw) if use_cache else None
-    logits = out.logits[:, -1]
+    if use_cache:
+        decoder = StaticDecoder(model, len(prompts), prompt_len + max_new_tokens)
+        logits = decoder(ids, position_ids(mask), mask.bool())[:, -1].float().cpu()
+    else:
+        logits = _full_forward(model, ids, mask, device)[:, -1].float().cpu()
     for _ in range(max_new_tokens):
         token = _next_token(logits, temperature, greedy, generator)
         active = ~ends.done
@@ -135,17 +145,10 @@ def sample(
             break
         pos = position_ids(mask)
         if use_cache:
-            out = model(
-                input_ids=token[:, None],
-                attention_mask=mask,
-                position_ids=pos[:, -1:],
-                use_cache=True,
-                **{cache_kw: past},
-            )
-            past = getattr(out, cache_kw)
+            logits = decoder(token[:, None], pos[:, -1:], torch.ones_like(token[:, None], dtype=torch.bool))
         else:
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos)
-        logits = out.logits[:, -1]
+            logits = _full_forward(model, ids, mask, device)
+        logits = logits[:, -1].float().cpu()
     model.train(was_training)
     return Rollout(
         tokens=ids,
@@ -159,15 +162,19 @@ def sample(
 
 def teacher_forced(model, rollout: Rollout, *, output_hidden: bool = False):
     """One forward pass over the whole episodes; returns the logits that chose each action, [B, T, V]
-    (and the last hidden states of the same states, [B, T, d], with ``output_hidden``)."""
+    (and the last hidden states of the same states, [B, T, d], with ``output_hidden``), on the CPU
+    whatever the model's device (the move keeps the gradient)."""
+    device = model_device(model)
     # The trunk, then the head: the final hidden states feed the critic (GPT2LMHeadModel's two parts).
     hidden = model.transformer(
-        input_ids=rollout.tokens, attention_mask=rollout.attention_mask, position_ids=rollout.position_ids
+        input_ids=rollout.tokens.to(device),
+        attention_mask=rollout.attention_mask.to(device),
+        position_ids=rollout.position_ids.to(device),
     ).last_hidden_state
     p = rollout.prompt_len
     hidden = hidden[:, p - 1 : -1]
-    logits = model.lm_head(hidden)
-    return (logits, hidden) if output_hidden else logits
+    logits = model.lm_head(hidden).cpu()
+    return (logits, hidden.cpu()) if output_hidden else logits
 
 
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor, temperature: float = 1.0):

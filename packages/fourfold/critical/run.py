@@ -9,6 +9,7 @@ Stages (``critical.stages``), each writing small CSVs under ``<run dir>/results/
 """
 
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -22,8 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from fourfold.core.runs import current_run_dir
 from fourfold.core.seeding import seed_everything
 from fourfold.critical.arithmetic import comfort_pairs, eval_pairs, rl_pairs
-from fourfold.critical.evaluation import certainty_gap, greedy_accuracy
-from fourfold.critical.kl import certainty_from_logits, check_beta
+from fourfold.critical.evaluation import (
+    certainty_at_critical_and_ordinary,
+    certainty_gap,
+    greedy_accuracy,
+)
+from fourfold.critical.kl import beta_rule, certainty_from_logits, check_beta
 from fourfold.critical.lit import RLSettings
 from fourfold.critical.model import SIZES, Critic, set_dropout
 from fourfold.critical.pretrain import PretrainSpec, pretrained_model
@@ -48,31 +53,69 @@ def degree_specs(c: DictConfig) -> list[PretrainSpec]:
             weight_decay=float(p.weight_decay),
             size=str(c.model_size),
             seed=int(p.seed),
+            both_fraction=float(d.get("both_fraction", 0.0)),
         ).validate()
         for d in c.degrees
     ]
 
 
-def rl_settings(c: DictConfig, n_digits: int, plus_k: int, condition, kl_coef: float, seed: int, curves):
+def condition_beta(condition, rule_beta: float | None) -> float:
+    """A condition's beta: a number, or ``rule`` (the brief's rule, ``kl.beta_rule``, on the reference)."""
+    if str(condition.beta) == "rule":
+        if rule_beta is None:
+            raise ValueError(f"condition {condition.name}: beta 'rule' needs the reference's certainty")
+        return rule_beta
+    return check_beta(float(condition.beta))
+
+
+# Knobs of ``critical.rl`` that a condition may override (ablations of the recipe run as conditions).
+CONDITION_OVERRIDES = (
+    "iterations", "episodes", "group_size", "baseline", "algorithm", "lr", "warmup_steps", "entropy_coef",
+    "temperature",
+)  # fmt: skip
+
+
+def _knob(c: DictConfig, condition, key: str):
+    if condition is not None and key in condition:
+        return condition[key]
+    return c.rl[key]
+
+
+def check_condition(condition) -> None:
+    unknown = set(condition) - {"name", "mode", "beta", *CONDITION_OVERRIDES}
+    if unknown:
+        raise ValueError(
+            f"condition {condition.get('name')}: unknown keys {sorted(unknown)}; a condition has name, mode, "
+            f"beta and may override {list(CONDITION_OVERRIDES)}"
+        )
+
+
+def rl_settings(
+    c: DictConfig, n_digits: int, plus_k: int, condition, kl_coef: float, seed: int, curves, rule_beta=1.0
+):
     r = c.rl
+    check_condition(condition)
     rng = np.random.default_rng(int(r.eval_seed))
     return RLSettings(
         n_digits=n_digits,
         plus_k=plus_k,
-        episodes=int(r.episodes),
-        temperature=float(r.temperature),
+        episodes=int(_knob(c, condition, "episodes")),
+        temperature=float(_knob(c, condition, "temperature")),
         reward_kind=str(r.reward),
         kl_mode=str(condition.mode),
-        beta=check_beta(float(condition.beta)),
+        beta=condition_beta(condition, rule_beta),
         certainty_kind=str(r.certainty_kind),
         certainty_temperature=float(r.certainty_temperature),
-        algorithm=str(r.algorithm),
-        lr=float(r.lr),
+        algorithm=str(_knob(c, condition, "algorithm")),
+        baseline=str(_knob(c, condition, "baseline")),
+        group_size=int(_knob(c, condition, "group_size")),
+        lr=float(_knob(c, condition, "lr")),
+        warmup_steps=int(_knob(c, condition, "warmup_steps")),
         gamma=float(r.gamma),
         gae_lambda=float(r.gae_lambda),
         loss=LossConfig(
             kl_coef=0.0 if condition.mode == "none" else kl_coef,
-            entropy_coef=float(r.entropy_coef),
+            entropy_coef=float(_knob(c, condition, "entropy_coef")),
             value_coef=float(r.value_coef),
             estimator=str(r.estimator),
             aggregation=str(r.aggregation),
@@ -112,6 +155,12 @@ def validate(cfg: DictConfig) -> list[PretrainSpec]:
     for beta in c.table1.betas:
         check_beta(float(beta))
     return specs
+
+
+def model_device_for(trainer_cfg) -> torch.device:
+    """Where evaluations run: the GPU when the trainer asks for one and one is there, else the CPU."""
+    wants_gpu = str(trainer_cfg.get("accelerator", "cpu")) in ("gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -205,16 +254,80 @@ def read_curves(path: Path) -> pd.DataFrame:
     return frame.drop_duplicates(subset=["kind", "step"], keep="last").sort_values(["kind", "step"])
 
 
-def rl_run(cfg, model, tok, settings, iterations: int, run_dir: Path) -> pd.DataFrame:
-    """One RL run from a copy of the pre-trained model (policy) against a frozen copy (reference)."""
+def stage_beta_rule(c, model, tok, main_spec) -> tuple[float, pd.DataFrame]:
+    """beta by the rule of ``kl.beta_rule`` from the reference's certainty on ordinary tokens of correct
+    RL-distribution scratchpads, and what it (and the other betas of the conditions) give at the located
+    critical positions and elsewhere."""
+    r = c.rl.beta_rule
+    rng = np.random.default_rng([int(c.rl.eval_seed), 17])
+    pairs = rl_pairs(rng, int(r.examples), main_spec.n_digits, int(c.rl.plus_k))
+    j_crit, j_ord = certainty_at_critical_and_ordinary(
+        model, tok, pairs, main_spec.n_digits, str(c.rl.certainty_kind), float(c.rl.certainty_temperature)
+    )
+    needed = any(str(x.beta) == "rule" for x in c.rl.conditions)
+    try:
+        rule = beta_rule(j_ord, float(r.keep), float(r.quantile))
+    except ValueError:
+        if needed:
+            raise
+        rule = float("nan")  # reported as NaN; no condition uses it
+    log.info("beta by the rule: %.3g (w >= %.2f on %.0f%% of ordinary tokens)", rule, float(r.keep),
+             100 * (1 - float(r.quantile)))  # fmt: skip
+    given = {float(x.beta) for x in c.rl.conditions if str(x.beta) != "rule" and x.beta}
+    betas = sorted(given | ({rule} if np.isfinite(rule) else set()))
+    rows = []
+    for beta in betas:
+        w_crit, w_ord = j_crit**beta, j_ord**beta
+        rows.append(
+            {"beta": beta, "is_rule": beta == rule, "w_critical_mean": w_crit.mean(),
+             "w_critical_median": np.median(w_crit), "w_ordinary_mean": w_ord.mean(),
+             "w_ordinary_p10": np.quantile(w_ord, 0.1), "share_ordinary_below_half": (w_ord < 0.5).mean(),
+             "share_critical_below_half": (w_crit < 0.5).mean(), "n_critical": len(j_crit),
+             "n_ordinary": len(j_ord)}
+        )  # fmt: skip
+    return rule, pd.DataFrame(rows)
+
+
+def run_times(jobs, labels) -> pd.DataFrame:
+    rows = []
+    for job, label in zip(jobs, labels):
+        done = job[-1] / "done"
+        seconds = float(done.read_text().split()[0]) if done.is_file() else float("nan")
+        rows.append({**label, "seconds": seconds, "folder": str(job[-1])})
+    return pd.DataFrame(rows)
+
+
+def _worker_logging(log_file: str | None) -> None:
+    """In a joblib worker (no logging set up), send progress lines to the terminal and the run's log."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    handlers = [logging.StreamHandler()] + ([logging.FileHandler(log_file)] if log_file else [])
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _run_log_file() -> str | None:
+    files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return files[0] if files else None
+
+
+def rl_run(cfg, model, tok, settings, iterations: int, run_dir: Path, log_file=None) -> pd.DataFrame:
+    """One RL run from a copy of the pre-trained model (policy) against a frozen copy (reference).
+    A finished run (``done`` in its folder) is read back, not rerun."""
     torch.set_num_threads(int(cfg.critical.threads))  # also in joblib worker processes
+    _worker_logging(log_file)
+    curves = Path(settings.curves_path)
+    if (run_dir / "done").is_file():
+        log.info("RL run %s: already finished, read from %s", run_dir.name, curves)
+        return read_curves(curves)
     policy, reference = copy.deepcopy(model), copy.deepcopy(model)
     set_dropout(policy, 0.0)
     set_dropout(reference, 0.0)
     critic = Critic(policy.config.n_embd) if settings.algorithm == "a2c" else None
-    curves = Path(settings.curves_path)
-    if (run_dir / "done").is_file():
-        return read_curves(curves)
     torch.manual_seed(settings.seed)
     start = time.time()
     fine_tune(
@@ -227,11 +340,24 @@ def rl_run(cfg, model, tok, settings, iterations: int, run_dir: Path) -> pd.Data
         trainer_cfg=cfg.trainer,
         critic=critic,
         checkpoint_every=int(cfg.critical.rl.checkpoint_every),
+        label=f"RL {run_dir.name}",
         enable_progress_bar=False,
     )
     (run_dir / "done").write_text(f"{time.time() - start:.1f} s\n")
     log.info("RL run %s: %.0f s", run_dir.name, time.time() - start)
     return read_curves(curves)
+
+
+def rl_run_dir(c: DictConfig, reference: str, condition, beta: float, seed: int, iterations: int) -> Path:
+    """A stable folder per RL run, keyed by everything that shapes it, so that rerunning the same command
+    reuses finished runs and resumes interrupted ones: ``<cache_dir>/rl/<reference>/<name>_seed<s>_<key>``.
+    """
+    shaping = OmegaConf.to_container(c.rl, resolve=True)
+    for key in ("conditions", "seeds", "iterations", "checkpoint_every"):
+        shaping.pop(key, None)
+    shaping.update(condition=dict(OmegaConf.to_container(condition)), beta=beta, iterations=iterations)
+    digest = hashlib.sha1(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(c.cache_dir) / "rl" / reference / f"{condition.name}_seed{seed}_{digest}"
 
 
 def run_all(cfg, jobs: list[tuple]) -> list[pd.DataFrame]:
@@ -242,7 +368,11 @@ def run_all(cfg, jobs: list[tuple]) -> list[pd.DataFrame]:
         return [rl_run(cfg, *job) for job in jobs]
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=workers, backend="loky")(delayed(rl_run)(cfg, *job) for job in jobs)
+    log_file = _run_log_file()
+    # Longest first would balance better, but all runs of a stage have the same budget: keep config order.
+    return Parallel(n_jobs=workers, backend="loky")(
+        delayed(rl_run)(cfg, *job, log_file=log_file) for job in jobs
+    )
 
 
 def curve_rows(curves: pd.DataFrame, **labels) -> pd.DataFrame:
@@ -270,7 +400,7 @@ def main(cfg: DictConfig) -> dict[str, float]:
             spec, tok, Path(c.cache_dir), cfg.trainer, enable_progress_bar=False
         )
         set_dropout(models[spec.name], 0.0)
-        models[spec.name].eval()
+        models[spec.name].to(model_device_for(cfg.trainer)).eval()
     metrics["pretrain_seconds"] = time.time() - started
     main_spec = specs[int(c.main_degree)]
     write_csv(
@@ -295,20 +425,30 @@ def main(cfg: DictConfig) -> dict[str, float]:
 
     if "rl" in stages:
         started = time.time()
+        rule_beta, rule_table = stage_beta_rule(c, models[main_spec.name], tok, main_spec)
+        write_csv(rule_table, results / "beta_rule.csv")
+        metrics["beta_rule"] = rule_beta
         jobs, labels = [], []
-        for cond in c.rl.conditions:
-            for seed in c.rl.seeds:
-                where = run_dir / "rl" / f"{cond.name}_seed{seed}"
+        # Seed-major order: an interrupted stage leaves whole seeds of every condition (paired comparisons).
+        for seed in c.rl.seeds:
+            for cond in c.rl.conditions:
+                beta = condition_beta(cond, rule_beta)
+                iterations = int(_knob(c, cond, "iterations"))
+                where = rl_run_dir(c, main_spec.name, cond, beta, int(seed), iterations)
                 settings = rl_settings(
                     c, main_spec.n_digits, int(c.rl.plus_k), cond, float(c.rl.kl_coef), int(seed),
-                    where / "curves.jsonl",
+                    where / "curves.jsonl", rule_beta,
                 )  # fmt: skip
-                jobs.append((models[main_spec.name], tok, settings, int(c.rl.iterations), where))
-                labels.append({"condition": str(cond.name), "seed": int(seed)})
+                jobs.append((models[main_spec.name], tok, settings, iterations, where))
+                labels.append({"condition": str(cond.name), "seed": int(seed), "beta": beta})
+        log.info("RL: %d runs (%d finished before) in %s", len(jobs),
+                 sum((j[-1] / "done").is_file() for j in jobs), Path(c.cache_dir) / "rl")  # fmt: skip
         frames = [curve_rows(f, **lab) for f, lab in zip(run_all(cfg, jobs), labels)]
         curves = pd.concat(frames, ignore_index=True)
         write_csv(curves, results / "rl_curves.csv")
-        final = curves[(curves.kind == "eval") & (curves.step == curves.step.max())]
+        write_csv(run_times(jobs, labels), results / "rl_runs.csv")
+        evals = curves[curves.kind == "eval"]
+        final = evals[evals.step == evals.groupby("condition").step.transform("max")]
         for name, group in final.groupby("condition"):
             metrics[f"rl_{name}_acc"] = float(group.acc_rl.mean())
             metrics[f"rl_{name}_comfort"] = float(group.acc_comfort.mean())
