@@ -168,7 +168,7 @@ def build_methods(names, weights: dict | None = None) -> dict:
         if name == "deface":
             out[name] = deface_method()
         elif name == "centerface_v1":
-            out[name] = tool_method(make_pipeline("centerface", mask_scale=1.0, fast=False))
+            out[name] = tool_method(make_pipeline("centerface", mask_scale=1.0, sigma_ratio=0.15, fast=False))
         elif name in ("centerface", "centerface+mtcnn", "yolo"):
             out[name] = tool_method(make_pipeline(name, weights=weights.get(name)))
         elif name in ("unet_l1", "unet_mse"):
