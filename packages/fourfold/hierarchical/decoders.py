@@ -136,9 +136,13 @@ def brute_node_argmin(P: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return np.array([int(np.argmin(cost @ p)) for p in P], dtype=np.int64)
 
 
-def dense_node_argmin(P: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Every node scored for the whole batch in one dense product (B, L) x (L, N)."""
-    return (np.asarray(P, dtype=np.float64) @ cost.T).argmin(1)
+def dense_node_argmin(P: np.ndarray, cost: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Every node scored in one dense product (B, L) x (L, N) per chunk of examples (bounded memory)."""
+    P = np.asarray(P, dtype=np.float64)
+    cost_t = np.ascontiguousarray(cost.T)
+    return np.concatenate(
+        [(P[s : s + chunk] @ cost_t).argmin(1) for s in range(0, len(P), chunk)] or [np.zeros(0, np.int64)]
+    )
 
 
 # ------------------------------------------------------------------------------- threshold rule

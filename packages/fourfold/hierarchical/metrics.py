@@ -109,6 +109,8 @@ class Metric:
     beta: float | None = None
     count_root: bool = True
     gain: bool = False  # the per-example value is 1 - cost (accuracy): higher is better
+    # Per-tree constants that decoders derive from ``cost`` once (pruning constants, reasonableness).
+    derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- per example
     def score(self, predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
