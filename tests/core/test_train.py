@@ -122,9 +122,9 @@ class FakeClock:
 
 
 def test_progress_lines_reach_the_log_with_step_metrics_and_eta(tmp_path, caplog):
-    from fourfold.core.progress import ProgressLog
+    from fourfold.core.progress import progress_log
 
-    progress = ProgressLog("regression", every_s=15.0, clock=FakeClock())
+    progress = progress_log("regression", every_s=15.0, clock=FakeClock())
     with caplog.at_level("INFO", logger="fourfold.progress"):
         fit(LinearRegression(), loader(), trainer_cfg=TRAINER, run_dir=tmp_path, max_epochs=2,
             progress_every_s=None, callbacks=[progress])  # fmt: skip

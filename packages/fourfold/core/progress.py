@@ -12,8 +12,6 @@ import logging
 import math
 import time
 
-import lightning as L
-
 log = logging.getLogger("fourfold.progress")
 
 
@@ -44,8 +42,8 @@ def _scalars(metrics) -> str:
     return " ".join(parts[:6])
 
 
-class ProgressLog(L.Callback):
-    """Logs ``<name>: step s/total (p%), epoch e, <metrics>, elapsed, ETA`` every ``every_s`` seconds."""
+class _ProgressLog:
+    """Logs ``<name>: batch b/total (p%), step, epoch, <metrics>, elapsed, ETA`` every ``every_s`` seconds."""
 
     def __init__(self, name: str, every_s: float = 30.0, clock=time.monotonic):
         if not every_s > 0:
@@ -91,3 +89,14 @@ class ProgressLog(L.Callback):
             format_duration(elapsed),
             eta,
         )
+
+
+def progress_log(name: str, every_s: float = 30.0, clock=time.monotonic):
+    """The Lightning callback for ``core.train.fit`` (Lightning is imported here, not at module import, so
+    the helpers above stay cheap to import)."""
+    import lightning as L
+
+    class ProgressLog(_ProgressLog, L.Callback):
+        pass
+
+    return ProgressLog(name, every_s, clock)

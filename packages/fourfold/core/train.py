@@ -69,7 +69,7 @@ def fit(
     from lightning.pytorch.loggers import CSVLogger
     from omegaconf import DictConfig, OmegaConf
 
-    from fourfold.core.progress import ProgressLog
+    from fourfold.core.progress import progress_log
 
     if seed is not None:
         seed_everything(seed)
@@ -94,7 +94,7 @@ def fit(
     kwargs["log_every_n_steps"] = _log_interval(kwargs.get("log_every_n_steps"), train_dataloaders)
     progress = []
     if progress_every_s is not None:
-        progress = [ProgressLog(progress_name or type(module).__name__, every_s=progress_every_s)]
+        progress = [progress_log(progress_name or type(module).__name__, every_s=progress_every_s)]
     trainer = L.Trainer(
         **kwargs,
         default_root_dir=run_dir,

@@ -14,6 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from fourfold.core.files import atomic_path
+from fourfold.core.progress import eta_seconds, format_duration
 from fourfold.core.runs import current_run_dir
 from fourfold.core.seeding import seed_everything
 from fourfold.scoring.grid import Block, run_grid, summarize
@@ -50,15 +51,24 @@ def main(cfg: DictConfig) -> dict[str, float]:
     blocks = blocks_from_config(cfg.scoring)
     start = time.perf_counter()
 
+    clock = {"dataset": start, "line": start}
+
     def progress(learner, dataset, rep, reps):
-        if rep + 1 == reps or (rep + 1) % 50 == 0:
+        # A line at most every 30 s and at the end of each data set (an MLP replication takes ~40 s).
+        now = time.perf_counter()
+        if rep == 0:
+            clock["dataset"] = now - 1e-9
+        if rep + 1 == reps or now - clock["line"] >= 30:
+            clock["line"] = now
+            eta = eta_seconds(now - clock["dataset"], rep + 1, reps)
             log.info(
-                "%s / %s: %d of %d replications (%.0f s)",
+                "%s / %s: %d of %d replications, elapsed %s, ETA for this data set %s",
                 learner,
                 dataset,
                 rep + 1,
                 reps,
-                time.perf_counter() - start,
+                format_duration(now - start),
+                format_duration(eta),
             )
 
     with np.errstate(all="ignore"):
