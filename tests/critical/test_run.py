@@ -21,7 +21,7 @@ def config(*overrides):
 
 
 def test_quick_and_paper_presets_validate():
-    assert [s.n_digits for s in validate(config())] == [2]
+    assert [s.n_digits for s in validate(config())] == [3]
     paper = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         paper = compose("config", overrides=["experiment=critical/paper"])
@@ -54,7 +54,7 @@ def test_operands_longer_than_the_context_fail_before_compute():
 
 def test_degree_specs_carry_the_pretraining_knobs():
     spec = degree_specs(config().critical)[0]
-    assert (spec.batch_size, spec.size, spec.mix_fraction, spec.both_fraction) == (32, "tiny", 0.1, 0.5)
+    assert (spec.batch_size, spec.size, spec.mix_fraction, spec.both_fraction) == (32, "tiny", 0.05, 0.2)
 
 
 def test_conditions_override_recipe_knobs_and_reject_unknown_keys():
@@ -92,3 +92,14 @@ def test_smoke_preset_runs_every_stage(tmp_path):
     names = ("generalisation", "table1", "weights", "beta_rule", "rl_curves", "rl_runs", "degrees_rl_curves")
     for name in names:
         assert (run_dir / "results" / f"{name}.csv").is_file()
+
+
+def test_run_folders_ignore_knobs_that_do_not_shape_a_run():
+    from fourfold.critical.run import rl_run_dir
+
+    c = config().critical
+    std = c.rl.conditions[0]
+    a = rl_run_dir(c, "ref", std, 0.0, 0, 80)
+    for override in ("critical.rl.only_finished=true", "critical.rl.checkpoint_every=3",
+                     "critical.rl.beta_rule.keep=0.5"):  # fmt: skip
+        assert rl_run_dir(config(override).critical, "ref", std, 0.0, 0, 80) == a

@@ -143,18 +143,21 @@ class RLLit(L.LightningModule):
         was_training = self.policy.training
         self.policy.eval()
         stats = {"step": int(self.global_step), "kind": "eval"}
+        # One greedy pass over both fixed sets (the in-distribution episodes end early; no second loop).
+        every = list(s.eval_pairs) + list(s.comfort_pairs)
+        correct = greedy_accuracy(self.policy, self.tokenizer, every, batch_size=len(every)) if every else []
         if s.eval_pairs:
-            correct = greedy_accuracy(self.policy, self.tokenizer, s.eval_pairs)
-            stats["acc_rl"] = float(correct.mean())
+            on_rl = correct[: len(s.eval_pairs)]
+            stats["acc_rl"] = float(on_rl.mean())
             cases = np.array([operand_case(a, b, s.n_digits) for a, b in s.eval_pairs])
             for case in ("one_long", "both_long"):
                 if (cases == case).any():
-                    stats[f"acc_rl_{case}"] = float(correct[cases == case].mean())
+                    stats[f"acc_rl_{case}"] = float(on_rl[cases == case].mean())
             stats["critical_prob"] = critical_token_probability(
                 self.policy, self.tokenizer, s.eval_pairs, s.n_digits, s.temperature
             )
         if s.comfort_pairs:
-            stats["acc_comfort"] = float(greedy_accuracy(self.policy, self.tokenizer, s.comfort_pairs).mean())
+            stats["acc_comfort"] = float(correct[len(s.eval_pairs) :].mean())
         self.policy.train(was_training)
         self._write(stats)
         return stats

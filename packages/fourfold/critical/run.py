@@ -353,7 +353,9 @@ def rl_run_dir(c: DictConfig, reference: str, condition, beta: float, seed: int,
     reuses finished runs and resumes interrupted ones: ``<cache_dir>/rl/<reference>/<name>_seed<s>_<key>``.
     """
     shaping = OmegaConf.to_container(c.rl, resolve=True)
-    for key in ("conditions", "seeds", "iterations", "checkpoint_every"):
+    # Not shaping a run: which runs exist, how often they checkpoint, whether to run them; the rule's beta
+    # enters through `beta` itself.
+    for key in ("conditions", "seeds", "iterations", "checkpoint_every", "only_finished", "beta_rule"):
         shaping.pop(key, None)
     shaping.update(condition=dict(OmegaConf.to_container(condition)), beta=beta, iterations=iterations)
     digest = hashlib.sha1(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:8]
@@ -441,8 +443,14 @@ def main(cfg: DictConfig) -> dict[str, float]:
                 )  # fmt: skip
                 jobs.append((models[main_spec.name], tok, settings, iterations, where))
                 labels.append({"condition": str(cond.name), "seed": int(seed), "beta": beta})
-        log.info("RL: %d runs (%d finished before) in %s", len(jobs),
-                 sum((j[-1] / "done").is_file() for j in jobs), Path(c.cache_dir) / "rl")  # fmt: skip
+        finished = [(j[-1] / "done").is_file() for j in jobs]
+        log.info("RL: %d runs (%d finished before) in %s", len(jobs), sum(finished),
+                 Path(c.cache_dir) / "rl")  # fmt: skip
+        if bool(c.rl.only_finished):  # report what has finished, run nothing
+            jobs = [j for j, done in zip(jobs, finished) if done]
+            labels = [lab for lab, done in zip(labels, finished) if done]
+            if not jobs:
+                raise ValueError("critical.rl.only_finished=true but no RL run of this config has finished")
         frames = [curve_rows(f, **lab) for f, lab in zip(run_all(cfg, jobs), labels)]
         curves = pd.concat(frames, ignore_index=True)
         write_csv(curves, results / "rl_curves.csv")
