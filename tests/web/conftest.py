@@ -129,7 +129,8 @@ def live_server(web_root):
 
     # Small upload limits so that "too large" is quick to provoke.
     settings = Settings(
-        root=web_root, limits=Limits(request_mb=3.0, table_mb=1.0, image_mb=1.0, video_mb=2.0)
+        root=web_root,
+        limits=Limits(request_mb=3.0, table_mb=1.0, image_mb=1.0, video_mb=2.0, video_seconds=1.0),
     )
     with LiveServer(create_app(settings)) as server:
         yield server
@@ -178,3 +179,32 @@ def micro_checkpoint(tmp_path_factory) -> Path:
     tokenizer = CharTokenizer()
     model = build_model("micro", tokenizer.vocab_size)
     return save_checkpoint(tmp_path_factory.mktemp("critical") / "micro.pt", model, tokenizer)
+
+
+def face_frame(size=(240, 320)):
+    """A textured background with Grace Hopper's face (faceblur's test split) at (60, 40)-(180, 180)."""
+    import cv2
+    import numpy as np
+
+    from fourfold.faceblur import synthetic
+
+    frame = synthetic.background(np.random.default_rng(0), *size)
+    hopper = [f for f in synthetic.face_bank("test") if f.identity == "hopper"][0].face_crop
+    frame[40:180, 60:180] = cv2.resize(hopper, (120, 140), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+@pytest.fixture(scope="session")
+def face_files(tmp_path_factory) -> dict[str, Path]:
+    """A still (.png), a 0.5 s clip (.mp4) with that face, and a 2 s clip (over the test server's 1 s)."""
+    import cv2
+    import numpy as np
+
+    from fourfold.faceblur import video
+
+    folder = tmp_path_factory.mktemp("faces")
+    frame = face_frame()
+    cv2.imwrite(str(folder / "hopper.png"), frame[..., ::-1])
+    video.write_video(folder / "hopper.mp4", np.stack([frame] * 12), fps=24)
+    video.write_video(folder / "long.mp4", np.zeros((48, 32, 48, 3), np.uint8), fps=24)
+    return {"image": folder / "hopper.png", "clip": folder / "hopper.mp4", "long": folder / "long.mp4"}

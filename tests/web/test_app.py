@@ -157,3 +157,36 @@ def test_uploads_are_deleted_after_the_response(client, tmp_path, monkeypatch):
     )
     client.post("/hierarchical", data={"metric": "hF_1"}, files={"probs": ("p.txt", b"1")})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"method": "unet", "threshold": "0.3"}, "leave it empty for unet"),
+        ({"threshold": "high"}, "threshold must be a number"),
+        ({"threshold": "1.5"}, "threshold"),
+        ({"method": "magic"}, "unknown method 'magic'"),
+        ({"mode": "paint"}, "unknown mode 'paint'"),
+    ],
+)
+def test_faceblur_bad_settings_say_what_is_wrong(client, face_files, data, message):
+    files = {"media": ("hopper.png", face_files["image"].read_bytes())}
+    response = client.post("/faceblur", data=data, files=files)
+    assert response.status_code == 400 and message in error_of(response)
+
+
+def test_faceblur_keeps_outputs_only_and_refuses_other_names(client, face_files):
+    files = {"media": ("hopper.png", face_files["image"].read_bytes())}
+    response = client.post("/faceblur", data={"mode": "solid"}, files=files)
+    assert response.status_code == 200, error_of(response)
+    job = next(iter(client.app.state.jobs._jobs.values()))
+    assert sorted(p.name for p in job.folder.iterdir()) == ["anonymized.png", "boxes.png"]  # input deleted
+    assert client.get(f"/faceblur/jobs/{job.id}/anonymized.png").headers["content-type"] == "image/png"
+    assert client.get(f"/faceblur/jobs/{job.id}/input.png").status_code == 404
+    assert client.get(f"/faceblur/jobs/{job.id}/..%2F..%2Fetc%2Fpasswd").status_code == 404
+    assert "this result is gone" in error_of(client.get("/faceblur/jobs/nonexistent"))
+
+
+def test_faceblur_refuses_a_corrupt_video(client):
+    response = client.post("/faceblur", files={"media": ("clip.mp4", b"\x00\x00\x00 ftypisom broken")})
+    assert response.status_code == 400 and "the video cannot be read" in error_of(response)

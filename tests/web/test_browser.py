@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from fourfold.critical.arithmetic import critical_positions
 
@@ -26,8 +27,6 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
     assert path.stat().st_size > 1000
     keep = os.environ.get("FOURFOLD_SCREENSHOTS")
     if keep:  # a 256-colour copy: a third of the size, text stays sharp
-        from PIL import Image
-
         Path(keep).mkdir(parents=True, exist_ok=True)
         Image.open(path).convert("RGB").quantize(256).save(Path(keep) / path.name, optimize=True)
     return path
@@ -173,3 +172,38 @@ def test_critical_page_with_the_cached_quick_model(browser, live_server, tmp_pat
     result = submit(browser)
     assert "mean J at the" in result.text
     screenshot(browser, tmp_path, "critical")
+
+
+def test_faceblur_page_anonymises_an_image_and_draws_the_boxes(browser, live_server, tmp_path, face_files):
+    browser.get(f"{live_server.url}/faceblur")
+    browser.find_element(By.NAME, "media").send_keys(str(face_files["image"]))
+    Select(browser.find_element(By.NAME, "mode")).select_by_value("mosaic")
+    result = submit(browser)
+    assert "centerface, mosaic: 1 face(s) found" in result.text
+    assert browser.find_element(By.ID, "boxes").get_attribute("naturalWidth") == "320"
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "hopper_anonymized.png"
+    screenshot(browser, tmp_path, "faceblur")
+
+
+def test_faceblur_page_shows_progress_then_the_video(browser, live_server, tmp_path, face_files):
+    browser.get(f"{live_server.url}/faceblur")
+    browser.find_element(By.NAME, "media").send_keys(str(face_files["clip"]))
+    result = submit(browser, wait_for="progress-section")  # the job page, refreshed until the video is done
+    assert "hopper.mp4" in result.text
+    WebDriverWait(browser, 90).until(expected_conditions.presence_of_element_located((By.ID, "video")))
+    assert "12 frames" in browser.find_element(By.ID, "summary").text
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "hopper_anonymized.mp4"
+    screenshot(browser, tmp_path, "faceblur_video")
+
+
+def test_faceblur_page_explains_bad_uploads(browser, live_server, tmp_path, face_files):
+    browser.get(f"{live_server.url}/faceblur")
+    browser.find_element(By.NAME, "media").send_keys(str(face_files["long"]))
+    assert "over the page's 1 s limit" in shown_error(browser)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    browser.find_element(By.NAME, "media").send_keys(str(tmp_path / "notes.txt"))
+    assert "is a .txt; upload one of .jpg" in shown_error(browser)
+    noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")  # about 1.5 MB: over the test server's 1 MB
+    browser.find_element(By.NAME, "media").send_keys(str(tmp_path / "noise.png"))
+    assert "larger than the 1 MB limit" in shown_error(browser)

@@ -7,23 +7,27 @@ trace. Uploads live in a per-request temporary folder that is removed before the
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
+from fourfold.web.jobs import Jobs
 from fourfold.web.pages import critical as critical_page
+from fourfold.web.pages import faceblur as faceblur_page
 from fourfold.web.pages import hierarchical as hierarchical_page
 from fourfold.web.pages import scoring as scoring_page
 from fourfold.web.rendering import environment
 from fourfold.web.uploads import UploadError, has_file, read_matrix, save_upload, scratch_folder
 
 log = logging.getLogger("fourfold.web")
-PAPER_PAGES = ("hierarchical", "scoring", "critical")
+PAPER_PAGES = ("hierarchical", "scoring", "critical", "faceblur")
 
 
 @dataclass
@@ -157,6 +161,82 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except UploadError as err:
             return render(request, "critical.html", 400, values=values, error=str(err))
         return render(request, "critical.html", values=values, result=result)
+
+    # ----------------------------------------------------------------------------------------- faceblur
+    jobs = Jobs()
+    app.state.jobs = jobs
+    pipelines = faceblur_page.PipelineCache()
+    limits = settings.limits
+    faceblur_form = {"methods": faceblur_page.METHODS, "modes": faceblur_page.MODES, "limits": limits}
+    faceblur_defaults = {"method": "centerface", "mode": "blur", "threshold": ""}
+
+    @app.get("/faceblur", response_class=HTMLResponse)
+    async def faceblur_get(request: Request):
+        return render(request, "faceblur.html", form=faceblur_form, values=faceblur_defaults)
+
+    @app.post("/faceblur", response_class=HTMLResponse)
+    async def faceblur_post(request: Request):
+        form = await request.form()
+        values = {k: str(form.get(k, "") or faceblur_defaults[k]).strip() for k in faceblur_defaults}
+        try:
+            options = faceblur_page.parse_options(values["method"], values["mode"], values["threshold"])
+            upload = form.get("media")
+            video = has_file(upload) and faceblur_page.is_video(upload.filename)
+            with scratch_folder() as folder:
+                saved = await save_upload(
+                    upload,
+                    folder,
+                    what="image or video",
+                    suffixes=faceblur_page.ACCEPTED_SUFFIXES,
+                    max_mb=limits.video_mb if video else limits.image_mb,
+                )
+                total = None
+                if video:
+                    total, _ = await run_in_threadpool(faceblur_page.check_clip, saved, limits.video_seconds)
+                job = jobs.create(Path(upload.filename).name)
+                src = Path(shutil.move(saved, job.folder / f"input{saved.suffix}"))
+            job.total = total
+
+            def work(job):
+                if video:
+                    on_frame = lambda: setattr(job, "done", job.done + 1)  # noqa: E731
+                    summary = faceblur_page.anonymize_clip(src, job.folder, options, pipelines, on_frame)
+                else:
+                    summary = faceblur_page.anonymize_still(src, job.folder, options, pipelines)
+                job.outputs = summary.pop("outputs")
+                job.summary = {**summary, "method": options.method, "mode": options.mode}
+
+            done = jobs.submit(job, work, src, errors=(UploadError, ValueError))
+            if video:
+                return RedirectResponse(f"/faceblur/jobs/{job.id}", status_code=303)
+            await asyncio.wrap_future(done)
+            if job.status == "failed":
+                raise UploadError(job.error)
+        except UploadError as err:
+            return render(request, "faceblur.html", 400, form=faceblur_form, values=values, error=str(err))
+        return render(request, "faceblur.html", form=faceblur_form, values=values, job=job)
+
+    @app.get("/faceblur/jobs/{job_id}", response_class=HTMLResponse)
+    async def faceblur_job(request: Request, job_id: str):
+        job = jobs.get(job_id)
+        if job is None:
+            return render(
+                request,
+                "error.html",
+                404,
+                error="this result is gone (the server keeps the last "
+                f"{jobs.keep} results while it runs); upload the file again",
+            )
+        return render(
+            request, "faceblur.html", form=faceblur_form, values=faceblur_defaults, job=job, error=job.error
+        )
+
+    @app.get("/faceblur/jobs/{job_id}/{name}")
+    async def faceblur_file(request: Request, job_id: str, name: str):
+        job = jobs.get(job_id)
+        if job is None or name not in job.outputs:
+            return render(request, "error.html", 404, error="no such result file; upload the file again")
+        return FileResponse(job.outputs[name])
 
     return app
 
