@@ -190,3 +190,18 @@ def test_faceblur_keeps_outputs_only_and_refuses_other_names(client, face_files)
 def test_faceblur_refuses_a_corrupt_video(client):
     response = client.post("/faceblur", files={"media": ("clip.mp4", b"\x00\x00\x00 ftypisom broken")})
     assert response.status_code == 400 and "the video cannot be read" in error_of(response)
+
+
+def test_critical_takes_n_from_the_checkpoint_unless_given(client, micro_checkpoint, tmp_path):
+    from fourfold.critical.model import load_checkpoint, save_checkpoint
+
+    model, tokenizer, _ = load_checkpoint(micro_checkpoint)
+    with_spec = save_checkpoint(tmp_path / "n3.pt", model, tokenizer, {"spec": {"n_digits": 3}})
+    response = client.post("/critical", data={"a": "12345", "b": "6", "checkpoint": str(with_spec)})
+    assert "for N = 3 (the checkpoint&#39;s pre-training)" in response.text
+    response = client.post(
+        "/critical", data={"a": "12345", "b": "6", "n_digits": "4", "checkpoint": str(with_spec)}
+    )
+    assert "for N = 4 (given)" in response.text
+    response = client.post("/critical", data={"a": "12345", "b": "6", "checkpoint": str(micro_checkpoint)})
+    assert "for N = 2 (the default)" in response.text

@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/critical", response_class=HTMLResponse)
     async def critical_get(request: Request):
         found = default_checkpoint()
-        values = {"a": "", "b": "", "n_digits": "2", "checkpoint": str(found) if found else ""}
+        values = {"a": "", "b": "", "n_digits": "", "checkpoint": str(found) if found else ""}
         return render(request, "critical.html", values=values)
 
     @app.post("/critical", response_class=HTMLResponse)
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             a = critical_page.parse_operand(values["a"], "the first number")
             b = critical_page.parse_operand(values["b"], "the second number")
-            n_digits = critical_page.parse_operand(values["n_digits"] or "2", "N")
+            n_digits = critical_page.parse_operand(values["n_digits"], "N") if values["n_digits"] else None
             checkpoint = Path(values["checkpoint"]).expanduser() if values["checkpoint"] else None
             result = await run_in_threadpool(critical_page.analyse, a, b, n_digits, checkpoint)
         except UploadError as err:

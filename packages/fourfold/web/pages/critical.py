@@ -15,6 +15,7 @@ from fourfold.critical import certainty, scratchpad
 from fourfold.web.uploads import UploadError
 
 MAX_OPERAND_DIGITS = 12
+DEFAULT_N = 2  # used when neither the form nor the checkpoint gives N
 CACHE_GLOB = ".cache/critical/pretrain/*/model.pt"  # where `make critical` caches its pre-trained model
 
 
@@ -30,6 +31,7 @@ class CriticalResult:
     a: int
     b: int
     n_digits: int
+    n_source: str  # given, the checkpoint's pre-training, or the default
     text: str
     characters: list[Character]
     critical_offsets: list[int]
@@ -92,12 +94,27 @@ def model_certainty(model, tokenizer, a: int, b: int) -> list[float]:
     return [float(j) for j in certainty(probs, "shannon")]
 
 
-def analyse(a: int, b: int, n_digits: int, model_path: Path | None, loaded=None) -> CriticalResult:
-    """Scratchpad, critical positions for a model pre-trained on up to ``n_digits`` digits, and J.
+def pretraining_digits(extra: dict) -> int | None:
+    """N of a checkpoint pre-trained by the critical package (its ``extra["spec"]["n_digits"]``), if saved."""
+    spec = extra.get("spec")
+    n = spec.get("n_digits") if isinstance(spec, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
 
-    ``loaded`` is an already loaded (model, tokenizer) pair (tests, or a server that keeps one)."""
+
+def analyse(a: int, b: int, n_digits: int | None, model_path: Path | None) -> CriticalResult:
+    """Scratchpad, critical positions for a model pre-trained on up to ``n_digits`` digits (None: the
+    checkpoint's own N, else DEFAULT_N), and the model's J at each character when a checkpoint is given."""
     from fourfold.critical.arithmetic import critical_positions
 
+    model = tokenizer = None
+    extra: dict = {}
+    if model_path is not None:
+        model, tokenizer, extra = load_model(model_path)
+    n_source = "given"
+    if n_digits is None:
+        n_digits = pretraining_digits(extra)
+        n_source = "the checkpoint's pre-training" if n_digits else "the default"
+        n_digits = n_digits or DEFAULT_N
     if not 1 <= n_digits <= MAX_OPERAND_DIGITS:
         raise UploadError(f"N (the digits seen in pre-training) must be in 1..{MAX_OPERAND_DIGITS}")
     text = scratchpad(a, b)
@@ -107,16 +124,13 @@ def analyse(a: int, b: int, n_digits: int, model_path: Path | None, loaded=None)
         "No model is available: give a checkpoint path, or run `make critical` once to cache the "
         "quick model under .cache/critical/. The scratchpad and its critical positions are shown."
     )
-    used = None
-    if loaded is None and model_path is not None:
-        loaded = load_model(model_path)[:2]
-    if loaded is not None:
-        values = model_certainty(*loaded, a, b)
-        used = str(model_path) if model_path is not None else "the model given to the server"
-        message = f"certainty J of {used} at each scratchpad character (teacher forcing)"
+    if model is not None:
+        values = model_certainty(model, tokenizer, a, b)
+        message = f"certainty J of {model_path} at each scratchpad character (teacher forcing)"
     critical = set(offsets)
     chars = [Character(c, values[i], i in critical) for i, c in enumerate(text)]
-    result = CriticalResult(a, b, n_digits, text, chars, offsets, used, message)
+    used = None if model is None else str(model_path)
+    result = CriticalResult(a, b, n_digits, n_source, text, chars, offsets, used, message)
     if used is not None and offsets:
         crit = [values[i] for i in offsets]
         other = [v for i, v in enumerate(values) if i not in critical]
