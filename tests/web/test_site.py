@@ -10,6 +10,8 @@ README = """# fourfold
 | paper | make target |
 |---|---|
 | scoring | `make scoring` |
+
+![a screenshot](experiments/site/screenshots/x.png) and [the paper](https://example.org/paper).
 """
 PAPER_README = """# Scoring
 
@@ -46,6 +48,8 @@ def test_site_has_an_index_and_one_page_per_paper_folder(tmp_path):
     index = (tmp_path / "experiments" / "site" / "index.html").read_text()
     assert "<table>" in index and "<code>make scoring</code>" in index
     assert 'href="scoring.html"' in index
+    assert '<img src="../../experiments/site/screenshots/x.png"' in index  # rebased from the repo root
+    assert 'href="https://example.org/paper"' in index  # a web link stays a link (not an asset)
 
 
 def test_paper_page_renders_tables_links_figures_and_presets(tmp_path):
@@ -62,13 +66,18 @@ def test_paper_page_renders_tables_links_figures_and_presets(tmp_path):
     assert "README.md is missing" in missing
 
 
+def local_assets(page: Path) -> list[str]:
+    """Every src= of a page (images, scripts), after checking there is no <script> or <link> at all."""
+    text = page.read_text()
+    assert "<script" not in text and "<link" not in text, page.name
+    return re.findall(r'src="([^"]+)"', text)
+
+
 def test_site_references_nothing_outside_the_disk(tmp_path):
     build_site(fake_repo(tmp_path))
     for page in (tmp_path / "experiments" / "site").glob("*.html"):
-        text = page.read_text()
-        assert "<script" not in text and "<link" not in text
-        for target in re.findall(r'(?:src|href)="([^"]+)"', text):
-            assert not re.match(r"^[a-z]+://|^//", target), f"{page.name} links outside: {target}"
+        for target in local_assets(page):
+            assert not re.match(r"^[a-z]+:|^//", target), f"{page.name} loads {target} from outside"
 
 
 def test_committed_site_builds_from_this_repository(tmp_path):
@@ -76,3 +85,6 @@ def test_committed_site_builds_from_this_repository(tmp_path):
     written = build_site(root, tmp_path / "site")
     assert len(written) == 5
     assert sum(p.stat().st_size for p in written) < 500_000
+    for page in written:  # every image the committed site shows is a file of the repository
+        for target in local_assets(page):
+            assert (page.parent / target).resolve().is_file(), f"{page.name}: missing {target}"

@@ -51,8 +51,10 @@ class PaperPage:
     missing_readme: bool = False
 
 
-def markdown_renderer(link_paths: dict[str, str]) -> MarkdownIt:
-    """CommonMark plus tables; inline code naming an existing file (``figures/x.png``) becomes a link."""
+def markdown_renderer(link_paths: dict[str, str], base: str = "") -> MarkdownIt:
+    """CommonMark plus tables, raw HTML escaped. Relative link and image targets are prefixed with ``base``
+    (the Markdown file's folder seen from the site folder); inline code naming an existing file
+    (``figures/x.png``) becomes a link to it through ``link_paths``."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     default_code = md.renderer.rules["code_inline"]
 
@@ -61,7 +63,16 @@ def markdown_renderer(link_paths: dict[str, str]) -> MarkdownIt:
         target = link_paths.get(tokens[idx].content.strip())
         return f'<a href="{target}">{html}</a>' if target else html
 
+    def rebase_targets(state):
+        for block in state.tokens:
+            for token in block.children or ():
+                attr = {"link_open": "href", "image": "src"}.get(token.type)
+                target = token.attrGet(attr) if attr else None
+                if target and base and not re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", target, re.IGNORECASE):
+                    token.attrSet(attr, f"{base}/{target}")
+
     md.add_render_rule("code_inline", code_inline)
+    md.core.ruler.push("rebase_targets", rebase_targets)
     return md
 
 
@@ -97,7 +108,7 @@ def build_paper(root: Path, out: Path, paper: str) -> PaperPage:
     }
     readme = folder / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    body = markdown_renderer(link_paths).render(text)
+    body = markdown_renderer(link_paths, relative).render(text)
     return PaperPage(
         name=paper,
         title=PAPERS[paper],
@@ -109,12 +120,12 @@ def build_paper(root: Path, out: Path, paper: str) -> PaperPage:
     )
 
 
-def index_body(root: Path) -> str:
+def index_body(root: Path, out: Path) -> str:
     """The top README rendered (its table: paper -> make target -> what it shows -> runtime)."""
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.is_file() else "# fourfold\n"
     text = re.sub(r"^# .*\n", "", text, count=1)  # the layout prints the title
-    return markdown_renderer({}).render(text)
+    return markdown_renderer({}, Path(os.path.relpath(root, out)).as_posix()).render(text)
 
 
 def build_site(root: str | Path = ".", out: str | Path | None = None) -> list[Path]:
@@ -127,7 +138,8 @@ def build_site(root: str | Path = ".", out: str | Path | None = None) -> list[Pa
     pages = [build_paper(root, out, paper) for paper in PAPERS if (root / "experiments" / paper).is_dir()]
     written = [
         atomic_write_text(
-            out / "index.html", env.get_template("site/index.html").render(pages=pages, body=index_body(root))
+            out / "index.html",
+            env.get_template("site/index.html").render(pages=pages, body=index_body(root, out)),
         )
     ]
     page_template = env.get_template("site/paper.html")
