@@ -205,3 +205,16 @@ def test_critical_takes_n_from_the_checkpoint_unless_given(client, micro_checkpo
     assert "for N = 4 (given)" in response.text
     response = client.post("/critical", data={"a": "12345", "b": "6", "checkpoint": str(micro_checkpoint)})
     assert "for N = 2 (the default)" in response.text
+
+
+def test_an_unexpected_failure_shows_one_line_not_a_traceback(client, monkeypatch):
+    from fourfold.web.pages import hierarchical as hierarchical_page
+
+    def broken(metric):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(hierarchical_page, "alexnet_example", broken)
+    response = client.post("/hierarchical", data={"metric": "hF_1", "example": "alexnet"})
+    assert response.status_code == 500
+    assert error_of(response) == "unexpected error: RuntimeError: disk on fire second line"
+    assert "Traceback" not in response.text
