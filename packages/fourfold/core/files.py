@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees half a file, and a crash never leaves one behind."""
+"""Atomic file writes: a reader never sees half a file, and a crash never leaves one behind. Written files
+get the permissions a plain ``open()`` would give them (0o666 minus the umask), not ``mkstemp``'s 0600."""
 
 import json
 import os
@@ -6,6 +7,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def user_file_mode() -> int:
+    """The permission bits a plain ``open(path, "w")`` gives a new file: 0o666 minus the umask."""
+    mask = os.umask(0o022)  # the only portable way to read the umask is to set it and set it back
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -22,6 +30,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, user_file_mode())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
