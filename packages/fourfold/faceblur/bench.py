@@ -34,7 +34,8 @@ def make_clip_file(folder: Path, width: int, height: int, frames: int) -> Path:
 def command(tool: str, clip: Path, out: Path) -> list[str]:
     if tool == "deface":
         return [sys.executable, "-m", "deface.deface", str(clip), "-o", str(out), "--backend", "opencv"]
-    return [sys.executable, "-m", "fourfold.faceblur.cli", str(clip), "-o", str(out), "--method", tool, "--quiet"]
+    ours = [sys.executable, "-m", "fourfold.faceblur.cli", str(clip), "-o", str(out)]
+    return [*ours, "--method", tool, "--quiet"]
 
 
 def timed(cmd: list[str]) -> float:

@@ -188,7 +188,7 @@ def anonymize_path(
     ``on_error(path, error)`` and the others are processed (without ``on_error`` the error is raised).
     Returns totals: ``files`` (anonymised), ``failed``, ``frames``, ``seconds``.
     """
-    from fourfold.faceblur.outputs import check_writable
+    from fourfold.faceblur.outputs import check_writable, remove_if_empty
 
     src = Path(input)
     if not src.exists():
@@ -196,19 +196,23 @@ def anonymize_path(
     check_settings(method, **pipeline_kwargs)
     dst = Path(output) if output else default_output(src)
     pairs = plan(src, dst)
-    check_writable(dst if src.is_dir() else dst.parent)
-    pipeline = make_pipeline(method, **pipeline_kwargs)
+    created = check_writable(dst if src.is_dir() else dst.parent)
     t0 = time.perf_counter()
     frames, done, failed = 0.0, 0, 0
-    for f, out in pairs:
-        try:
-            frames += anonymize_one(f, out, pipeline, keep_audio=keep_audio, progress=progress)["frames"]
-            done += 1
-        except (InputError, VideoError) as err:
-            if on_error is None or len(pairs) == 1:
-                raise
-            failed += 1
-            on_error(f, err)
+    try:
+        pipeline = make_pipeline(method, **pipeline_kwargs)
+        for f, out in pairs:
+            try:
+                frames += anonymize_one(f, out, pipeline, keep_audio=keep_audio, progress=progress)["frames"]
+                done += 1
+            except (InputError, VideoError) as err:
+                if on_error is None or len(pairs) == 1:
+                    raise
+                failed += 1
+                on_error(f, err)
+    finally:
+        if done == 0:
+            remove_if_empty(created)  # a run that wrote nothing leaves no new folder either
     return {
         "files": float(done),
         "failed": float(failed),

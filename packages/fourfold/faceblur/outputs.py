@@ -38,10 +38,11 @@ def output_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         os.chmod(tmp, user_file_mode())
 
 
-def check_writable(folder: str | os.PathLike) -> None:
-    """Create ``folder`` if needed and prove a file can be made in it; ``PermissionError`` or ``OSError``
-    with a message naming the folder otherwise. Leaves nothing behind but the folder."""
+def check_writable(folder: str | os.PathLike) -> list[Path]:
+    """Create ``folder`` if needed and prove a file can be made in it; ``PermissionError`` with a message
+    naming the folder otherwise. Returns the folders it created (deepest last), for ``remove_if_empty``."""
     folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".fourfold-write-test.")
@@ -50,6 +51,16 @@ def check_writable(folder: str | os.PathLike) -> None:
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise PermissionError(f"cannot write to output folder {folder}: {reason.lower()}") from None
+    return created
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove the given folders, deepest first, where they are empty (a failed run leaves no folder)."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _raise_terminated(signum, frame):

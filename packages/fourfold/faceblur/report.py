@@ -181,7 +181,8 @@ def realset_table(metrics: dict[str, float]):
 
 
 def write_realset(runs, out: Path) -> list[Path]:
-    """``results/table_realset.{csv,md}`` from the newest ``stage=realset`` run (CSV-only rebuild without)."""
+    """``results/table_realset.{csv,md}``: each method's row from the newest ``stage=realset`` run that has
+    it (so ``faceblur.realset.methods=[yolo]`` refreshes one row); without runs, the Markdown from the CSV."""
     import pandas as pd
 
     from fourfold.core.files import atomic_path, atomic_write_text
@@ -190,7 +191,10 @@ def write_realset(runs, out: Path) -> list[Path]:
     stem = out / "results" / "table_realset"
     done = [r for r in runs if r.config.get("faceblur", {}).get("stage") == "realset"]
     if done:
-        table = realset_table(max(done, key=lambda r: r.path.name).metrics)
+        merged: dict[str, float] = {}
+        for run in sorted(done, key=lambda r: r.path.name):  # newer runs override the methods they ran
+            merged.update(run.metrics)
+        table = realset_table(merged)
         stem.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(stem.with_suffix(".csv")) as tmp:
             table.to_csv(tmp, index=False)
