@@ -84,3 +84,21 @@ def test_tokens_after_the_end_contribute_nothing():
     altered.tokens[0, episodes.prompt_len + short :] = tok.stoi["7"]
     logp2, _ = action_log_probs(teacher_forced(model, altered), altered.actions)
     assert torch.allclose(logp[0, :short], logp2[0, :short], atol=1e-6)
+
+
+def test_first_error_positions_are_where_the_top_choice_under_the_correct_prefix_is_wrong():
+    from fourfold.critical.evaluation import first_error_positions, probability_at
+
+    tok = CharTokenizer()
+    torch.manual_seed(2)
+    model = build_model("micro", 41).eval()
+    pairs = [(12, 34), (5, 678), (91, 9)]
+    found = first_error_positions(model, tok, pairs)
+    assert found  # an untrained model gets them wrong
+    logits = teacher_forced(model, target_rollout(tok, pairs))
+    for i, (offset, char) in found.items():
+        assert scratchpad(*pairs[i])[offset] == char
+        assert int(logits[i, offset].argmax()) != tok.stoi[char]  # same prefix, different choice
+    p = probability_at(model, tok, pairs, found)
+    expected = [float(torch.softmax(logits[i, o], -1)[tok.stoi[c]]) for i, (o, c) in found.items()]
+    assert abs(p - sum(expected) / len(expected)) < 1e-6

@@ -1,6 +1,7 @@
-"""Speed (``python -m fourfold.critical.bench``, not a test): rollout tokens/s with the KV cache against
-naive re-encoding of the whole prefix at every token (same model, same batch, same generator), and
-pre-training tokens/s. Medians of several repeats, one torch thread, random-weight tiny model."""
+"""Speed (``python -m fourfold.critical.bench``, not a test): rollout tokens/s with the static KV buffer
+against the library's growing KV cache and against naive re-encoding of the whole prefix at every token
+(same model, same batch), the parts of one RL iteration, and pre-training tokens/s. Medians of several
+repeats, one torch thread, random-weight tiny model."""
 
 import argparse
 
@@ -13,6 +14,65 @@ from fourfold.critical.model import build_model, count_parameters
 from fourfold.critical.pretrain import AdditionExamples, collate, target_loss
 from fourfold.critical.rollout import sample
 from fourfold.critical.tokenizer import CharTokenizer
+
+
+@torch.no_grad()
+def library_cache_tokens(model, tok, prompts, tokens: int) -> int:
+    """Greedy generation through the library's own growing KV cache (``DynamicCache``): the baseline the
+    static buffer of ``decoding.StaticDecoder`` replaced. Returns the tokens generated."""
+    import inspect
+
+    from fourfold.critical.rollout import left_pad, position_ids
+
+    keyword = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    ids, mask = left_pad([tok.encode(p) for p in prompts], tok.pad_id)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True)
+    for _ in range(tokens - 1):
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        mask = torch.cat([mask, torch.ones_like(token)], dim=1)
+        past = getattr(out, keyword)
+        out = model(input_ids=token, attention_mask=mask, position_ids=position_ids(mask)[:, -1:],
+                    use_cache=True, **{keyword: past})  # fmt: skip
+    return len(prompts) * tokens
+
+
+def rl_iteration_profile(model, tok, batch: int, tokens: int, repeats: int) -> None:
+    """Seconds per part of one RL iteration (medians): sampling, the reference's and the policy's
+    teacher-forced passes, the loss, backward and the optimiser step."""
+    from fourfold.critical.kl import token_weights
+    from fourfold.critical.rl import LossConfig, leave_one_out_advantages, rl_loss
+    from fourfold.critical.rollout import action_log_probs, reference_outputs, teacher_forced
+
+    prompts = [
+        prompt(a, b) for a, b in pretrain_pairs(np.random.default_rng(2), batch // 4, 3) for _ in range(4)
+    ]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-5)
+    parts = {}
+
+    def timed(name, fn):
+        parts[name] = median_seconds(fn, repeats)
+        return fn()
+
+    rollout = timed(
+        "sample", lambda: sample(model, tok, prompts, tokens, generator=torch.Generator().manual_seed(0))
+    )
+    ref = timed("reference forward", lambda: reference_outputs(model, rollout))
+    rewards = torch.arange(len(prompts)) % 2 == 0
+
+    def policy_step():
+        logp, entropy = action_log_probs(teacher_forced(model, rollout), rollout.actions)
+        weights = token_weights("prioritized", ref.logits, rollout.action_mask, 10.0)
+        adv = leave_one_out_advantages(rewards.float(), rollout.action_mask, 4)
+        loss, _ = rl_loss(logp, entropy, rollout.action_mask, adv, ref.logp, weights, LossConfig())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    timed("policy forward + loss + backward + step", policy_step)
+    total = sum(parts.values())
+    print(f"one RL iteration, {len(prompts)} episodes x {rollout.action_mask.shape[1]} tokens: {total:.2f} s")
+    for name, seconds in parts.items():
+        print(f"  {name:<42} {seconds:6.2f} s  ({100 * seconds / total:4.1f}%)")
 
 
 def main(argv=None) -> None:
@@ -38,9 +98,12 @@ def main(argv=None) -> None:
     generated = rollout(True)
     cached = median_seconds(lambda: rollout(True), args.repeats)
     naive = median_seconds(lambda: rollout(False), args.repeats)
-    print(f"rollout, KV cache:          {generated / cached:9.0f} tokens/s")
-    print(f"rollout, naive re-encoding: {generated / naive:9.0f} tokens/s  (baseline)")
-    print(f"KV cache speed-up vs naive: {naive / cached:9.2f}x")
+    library = median_seconds(lambda: library_cache_tokens(model, tok, prompts, args.tokens), args.repeats)
+    print(f"rollout, static KV buffer:  {generated / cached:9.0f} tokens/s")
+    print(f"rollout, library KV cache:  {args.batch * args.tokens / library:9.0f} tokens/s  (baseline 1)")
+    print(f"rollout, naive re-encoding: {generated / naive:9.0f} tokens/s  (baseline 2)")
+    print(f"static buffer vs library cache: {library / args.batch / args.tokens * generated / cached:5.2f}x")
+    print(f"static buffer vs naive:         {naive / cached:5.2f}x")
 
     model.train()
     batch = collate(
@@ -54,6 +117,8 @@ def main(argv=None) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+    rl_iteration_profile(model, tok, args.batch, args.tokens, args.repeats)
 
     train_step()
     seconds = median_seconds(train_step, args.repeats + 2)

@@ -66,27 +66,39 @@ def target_rollout(tokenizer: CharTokenizer, pairs) -> Rollout:
 
 @torch.no_grad()
 def certainty_gap(
-    model, tokenizer, pairs, n_digits: int, kind: str = "shannon", temperature: float = 1.0, batch_size=64
+    model,
+    tokenizer,
+    pairs,
+    n_digits: int,
+    kind: str = "shannon",
+    temperature: float = 1.0,
+    batch_size=64,
+    failures: dict | None = None,
 ):
     """Table 1 analogue. For each example, dJ at a position = J there minus the mean J of the example's
     other target positions. Returns per-example arrays: mean dJ at critical positions, mean dJ at the
     others, the minimum J at critical positions, all J values (for histograms), and ``by_position``:
-    (label, J, dJ) per critical position, labelled ``step<s>/operand<o>/<comma|digit>``."""
-    crit, other, crit_min, all_j, by_position = [], [], [], [], []
-    for chunk in _batches(list(pairs), batch_size):
+    (label, J, dJ) per critical position, labelled ``step<s>/operand<o>/<comma|digit>``. With
+    ``failures`` ({pair index: (offset, char)}, from ``first_error_positions``) also ``delta_failure``: dJ
+    at each failed example's first-error position."""
+    crit, other, crit_min, all_j, by_position, at_failure = [], [], [], [], [], []
+    failures = failures or {}
+    for start, chunk in zip(range(0, len(pairs), batch_size), _batches(list(pairs), batch_size)):
         episodes = target_rollout(tokenizer, chunk)
         j = certainty_from_logits(teacher_forced(model, episodes), kind, temperature)
         for i, (a, b) in enumerate(chunk):
             n = int(episodes.action_mask[i].sum())
             ji = j[i, :n].double()
+            total = ji.sum()
+            delta = ji - (total - ji) / (n - 1)  # J at p minus the mean J of the other positions
+            if start + i in failures:
+                at_failure.append(float(delta[failures[start + i][0]]))
             found = critical_positions(a, b, n_digits)
             offsets = [p.offset for p in found]
             if not offsets:
                 continue
             is_crit = torch.zeros(n, dtype=torch.bool)
             is_crit[offsets] = True
-            total = ji.sum()
-            delta = ji - (total - ji) / (n - 1)  # J at p minus the mean J of the other positions
             crit.append(float(delta[is_crit].mean()))
             other.append(float(delta[~is_crit].mean()))
             crit_min.append(float(ji[is_crit].min()))
@@ -101,6 +113,7 @@ def certainty_gap(
         "critical_min_j": np.array(crit_min),
         "j_values": np.concatenate(all_j) if all_j else np.array([]),
         "by_position": by_position,
+        "delta_failure": np.array(at_failure),
     }
 
 
@@ -137,3 +150,41 @@ def certainty_at_critical_and_ordinary(
             critical.append(j[i, :n][is_crit].double().numpy())
             ordinary.append(j[i, :n][~is_crit].double().numpy())
     return np.concatenate(critical), np.concatenate(ordinary)
+
+
+@torch.no_grad()
+def first_error_positions(model, tokenizer, pairs, batch_size: int = 128) -> dict[int, tuple[int, str]]:
+    """Where the model's greedy generation first departs from the correct scratchpad, for every pair it
+    gets wrong: {pair index: (offset in the continuation, the correct character)}. With the correct
+    prefix before it, this is a position where the model's top choice is wrong: the data-located
+    analogue of a critical token (decisive, since the answer ends wrong)."""
+    digits = max(len(str(x)) for pair in pairs for x in pair)
+    limit = generation_limit(model, tokenizer, pairs, digits)
+    found = {}
+    for start in range(0, len(pairs), batch_size):
+        chunk = list(pairs[start : start + batch_size])
+        out = sample(model, tokenizer, [prompt(a, b) for a, b in chunk], limit, greedy=True)
+        for i, ((a, b), text) in enumerate(zip(chunk, out.texts)):
+            target = scratchpad(a, b)
+            if text == target:
+                continue
+            k = next((j for j in range(min(len(text), len(target))) if text[j] != target[j]), None)
+            k = min(len(text), len(target)) if k is None else k
+            if k < len(target):
+                found[start + i] = (k, target[k])
+    return found
+
+
+@torch.no_grad()
+def probability_at(model, tokenizer, pairs, positions: dict, temperature: float = 1.0, batch_size=64):
+    """Mean probability (at ``temperature``) of the correct character at ``positions`` ({pair index:
+    (offset, char)}), with the correct scratchpad as prefix; NaN when there are none."""
+    probs = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = list(pairs[start : start + batch_size])
+        wanted = [(i, *positions[start + i]) for i in range(len(chunk)) if start + i in positions]
+        if not wanted:
+            continue
+        p = torch.softmax(teacher_forced(model, target_rollout(tokenizer, chunk)).float() / temperature, -1)
+        probs.extend(float(p[i, offset, tokenizer.stoi[char]]) for i, offset, char in wanted)
+    return float(np.mean(probs)) if probs else float("nan")

@@ -17,7 +17,12 @@ from fourfold.critical.arithmetic import (
     reward,
     rl_pairs,
 )
-from fourfold.critical.evaluation import critical_token_probability, greedy_accuracy
+from fourfold.critical.evaluation import (
+    critical_token_probability,
+    first_error_positions,
+    greedy_accuracy,
+    probability_at,
+)
 from fourfold.critical.kl import token_weights
 from fourfold.critical.pretrain import target_loss, warmup_cosine
 from fourfold.critical.rl import LossConfig, baseline_advantages, gae, leave_one_out_advantages, rl_loss
@@ -117,6 +122,7 @@ class RLLit(L.LightningModule):
         self.reference.requires_grad_(False)
         self.reference.eval()
         self.tokenizer = tokenizer
+        self.failures = None  # {eval pair: (offset, char)} where the reference's greedy answer goes wrong
         self.settings = settings.validate(policy.config.n_positions)
         if settings.algorithm == "a2c" and critic is None:
             raise ValueError("algorithm 'a2c' needs a critic head")
@@ -155,6 +161,11 @@ class RLLit(L.LightningModule):
                     stats[f"acc_rl_{case}"] = float(on_rl[cases == case].mean())
             stats["critical_prob"] = critical_token_probability(
                 self.policy, self.tokenizer, s.eval_pairs, s.n_digits, s.temperature
+            )
+            if self.failures is None:  # where the frozen reference's greedy answers go wrong (fixed)
+                self.failures = first_error_positions(self.reference, self.tokenizer, s.eval_pairs)
+            stats["failure_prob"] = probability_at(
+                self.policy, self.tokenizer, s.eval_pairs, self.failures, s.temperature
             )
         if s.comfort_pairs:
             stats["acc_comfort"] = float(correct[len(s.eval_pairs) :].mean())

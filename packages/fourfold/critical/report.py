@@ -71,9 +71,13 @@ def generalisation_table(frame: pd.DataFrame, out: Path) -> None:
 
 
 def table1(frame: pd.DataFrame, out: Path) -> None:
-    shown = frame[["N", "mix", "n", "delta_critical", "delta_critical_se", "delta_other", "delta_other_se",
-                   "min_j_critical", "mean_j_all"]]  # fmt: skip
-    write_table(shown, out / "tables" / "table1_certainty_gap", values=["delta_critical", "delta_other"])
+    columns = ["N", "mix", "n", "delta_critical", "delta_critical_se", "delta_other", "delta_other_se",
+               "min_j_critical", "mean_j_all"]  # fmt: skip
+    values = ["delta_critical", "delta_other"]
+    if "delta_failure" in frame.columns:
+        columns += ["n_failures", "delta_failure", "delta_failure_se"]
+        values.append("delta_failure")
+    write_table(frame[columns], out / "tables" / "table1_certainty_gap", values=values)
 
 
 def table1_positions(frame: pd.DataFrame, out: Path) -> None:
@@ -164,7 +168,9 @@ def paired_table(evals: pd.DataFrame, train: pd.DataFrame, reference: str = REFE
     if reference not in set(evals.condition):
         return pd.DataFrame(rows)
     metrics = [("acc_rl", "greedy N+1 accuracy"), ("critical_prob", "p(correct critical token)"),
+               ("failure_prob", "p(correct token where the reference fails)"),
                ("acc_comfort", "in-distribution accuracy")]  # fmt: skip
+    metrics = [m for m in metrics if m[0] in evals.columns]
     base = evals[evals.condition == reference].set_index(["seed", "step"])
     for cond, g in evals.groupby("condition"):
         if cond == reference:
@@ -197,11 +203,13 @@ def paired_table(evals: pd.DataFrame, train: pd.DataFrame, reference: str = REFE
 def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
     evals = curves[curves.kind == "eval"]
     train = curves[curves.kind == "train"]
-    fig, axes = new_figure(1, 4, width=4.0)
     panels = [(evals, "acc_rl", "N+1 accuracy (greedy)"),
               (smoothed_success(train), "success", "training success (sampled, 10-iteration means)"),
               (evals, "acc_comfort", "in-distribution accuracy"),
-              (evals, "critical_prob", "p(correct critical token)")]  # fmt: skip
+              (evals, "critical_prob", "p(correct critical token), located"),
+              (evals, "failure_prob", "p(correct token) where the reference fails")]  # fmt: skip
+    panels = [panel for panel in panels if panel[1] in panel[0].columns]
+    fig, axes = new_figure(1, len(panels), width=4.0)
     for ax, (frame, col, title) in zip(axes, panels):
         _band(ax, frame, "step", col, "condition")
         ax.set_xlabel("RL iteration")

@@ -26,6 +26,7 @@ from fourfold.critical.arithmetic import comfort_pairs, eval_pairs, rl_pairs
 from fourfold.critical.evaluation import (
     certainty_at_critical_and_ordinary,
     certainty_gap,
+    first_error_positions,
     greedy_accuracy,
 )
 from fourfold.critical.kl import beta_rule, certainty_from_logits, check_beta
@@ -194,6 +195,7 @@ def stage_table1(c, specs, models, tok, main_spec):
     for spec in specs:
         rng = np.random.default_rng([int(c.generalisation.seed), 99, spec.n_digits])
         pairs = eval_pairs(rng, int(t.examples), spec.n_digits + 1, "identical")
+        failures = first_error_positions(models[spec.name], tok, pairs)
         gap = certainty_gap(
             models[spec.name],
             tok,
@@ -201,15 +203,19 @@ def stage_table1(c, specs, models, tok, main_spec):
             spec.n_digits,
             str(t.certainty_kind),
             float(t.certainty_temperature),
+            failures=failures,
         )
         n = len(gap["delta_critical"])
+        fail = gap["delta_failure"]
         rows.append(
             {"degree": spec.name, "N": spec.n_digits, "mix": spec.mix_fraction, "n": n,
              "delta_critical": gap["delta_critical"].mean(),
              "delta_critical_se": gap["delta_critical"].std(ddof=1) / np.sqrt(n),
              "delta_other": gap["delta_other"].mean(),
              "delta_other_se": gap["delta_other"].std(ddof=1) / np.sqrt(n),
-             "min_j_critical": gap["critical_min_j"].mean(), "mean_j_all": gap["j_values"].mean()}
+             "min_j_critical": gap["critical_min_j"].mean(), "mean_j_all": gap["j_values"].mean(),
+             "n_failures": len(fail), "delta_failure": fail.mean() if len(fail) else float("nan"),
+             "delta_failure_se": fail.std(ddof=1) / np.sqrt(len(fail)) if len(fail) > 1 else float("nan")}
         )  # fmt: skip
         by_position = pd.DataFrame(gap["by_position"], columns=["position", "j", "delta"])
         for label, group in by_position.groupby("position"):
