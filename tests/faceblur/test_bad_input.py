@@ -240,3 +240,23 @@ def test_a_failed_run_leaves_no_new_folder(tmp_path, capsys):
     out = tmp_path / "new" / "deeper" / "out.png"
     _fails([str(bad), "-o", str(out)], capsys, "corrupt")
     assert not (tmp_path / "new").exists() and bad.read_bytes() == b"\x89PNG broken"
+
+
+def test_the_sigterm_guard_is_harmless_off_the_main_thread():
+    import threading
+
+    from fourfold.faceblur.outputs import terminate_cleanly
+
+    errors = []
+
+    def worker():
+        try:
+            with terminate_cleanly():
+                pass
+        except Exception as err:  # any error is the failure
+            errors.append(err)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert not errors

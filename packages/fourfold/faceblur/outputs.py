@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +70,11 @@ def _raise_terminated(signum, frame):
 
 @contextmanager
 def terminate_cleanly() -> Iterator[None]:
-    """While active, SIGTERM raises ``Terminated`` (the previous handler is restored afterwards)."""
+    """While active, SIGTERM raises ``Terminated`` (the previous handler is restored afterwards). Only the
+    main thread may set signal handlers: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
