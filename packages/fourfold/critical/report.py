@@ -243,10 +243,13 @@ def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
                 "comfort_end": end.acc_comfort,
                 "critical_p_start": start.critical_prob,
                 "critical_p_end": end.critical_prob,
+                "failure_p_start": start.get("failure_prob", np.nan),
+                "failure_p_end": end.get("failure_prob", np.nan),
                 "w_mean": own.w_mean.mean(),
             }
         )
-    values = ["acc_start", "acc_end", "comfort_end", "critical_p_start", "critical_p_end", "w_mean"]
+    values = ["acc_start", "acc_end", "comfort_end", "critical_p_start", "critical_p_end", "failure_p_start",
+              "failure_p_end", "w_mean"]  # fmt: skip
     table = mean_se(pd.DataFrame(rows), ["condition"], values)
     table.insert(1, "iterations", [int(evals[evals.condition == c].step.max()) for c in table.condition])
     write_table(table, out / "tables" / "rl_final", values=values)
