@@ -224,7 +224,9 @@ def anonymize_path(
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fourfold-blur",
-        description="Anonymise faces in an image, a folder or a video (Plaud & Lisani 2024, reproduced).",
+        description="Anonymise faces in an image, a folder or a video (Plaud & Lisani 2024, reproduced). "
+        "Images keep their layout: grey stays grey, alpha is kept, 16-bit stays 16-bit (write those as .png "
+        "or .tif).",
         epilog="A Gaussian blur can leave a face recognisable; --mode mosaic or solid is safer. "
         "Exit status: 0 done, 2 bad input or a file failed, 143 stopped by SIGTERM.",
     )
