@@ -44,6 +44,9 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
     return boxes[keep], scores[keep]
 
 
+YOLO_PYRAMID: tuple[int, ...] = (640, 320)  # extra YOLO passes: twice and once the training size (320 px)
+
+
 class YoloDetector:
     """YOLOv8n trained by ``fourfold.faceblur.yolo``; ``imgsz`` (longer side) defaults to the frame's own."""
 
@@ -56,6 +59,7 @@ class YoloDetector:
         imgsz: int | None = None,
         iou: float = 0.5,
         max_box_frac: float | None = None,
+        pyramid: tuple[int, ...] | None = None,
     ):
         import torch
 
@@ -64,19 +68,33 @@ class YoloDetector:
         self.model, self.trained_size = yolo.load_model(weights or packaged_weights("yolo_face.pt"))
         # None = native resolution (the authors' default): faces keep the pixel size they were trained at.
         self.imgsz = int(imgsz) if imgsz else None
+        self.pyramid = tuple(int(p) for p in (YOLO_PYRAMID if pyramid is None else pyramid))
         self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
         self._torch = torch
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _pass(self, frame: np.ndarray, size: int):
         from fourfold.faceblur import yolo
 
-        size = self.imgsz or min(max(frame.shape[:2]), 1920)
         image, scale, pad = yolo.letterbox(frame, size)
         x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
         with self._torch.inference_mode():
             out = self.model(x)
         raw = out[0] if isinstance(out, (list, tuple)) else out
-        boxes, scores = yolo.decode(raw[0], scale, pad, self.threshold, self.iou)
+        return yolo.decode(raw[0], scale, pad, self.threshold, self.iou)
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torchvision
+
+        size = self.imgsz or min(max(frame.shape[:2]), 1920)
+        # Extra passes on the frame shrunk to each pyramid size (smaller than the first pass only): a face
+        # taller than any the detector was trained on shows there at a size it knows.
+        passes = [self._pass(frame, s) for s in (size, *(p for p in self.pyramid if p < size))]
+        boxes, scores = (np.concatenate(part) for part in zip(*passes))
+        if len(passes) > 1 and len(boxes):
+            keep = torchvision.ops.nms(
+                self._torch.from_numpy(boxes), self._torch.from_numpy(scores), self.iou
+            )
+            boxes, scores = boxes[keep.numpy()].reshape(-1, 4), scores[keep.numpy()].reshape(-1)
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame.shape[1])
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame.shape[0])
         return _filter(boxes, scores, self.max_box_frac, frame.shape)

@@ -27,6 +27,12 @@ YOLO_FILE = "yolo_face.pt"
 UNET_FILES = {"l1": "unet_l1.pt", "mse": "unet_mse.pt"}
 
 
+def weights_name(cfg: DictConfig, name: str) -> str:
+    """A trained model's file name: the packaged name with ``train.weights_suffix`` before the extension."""
+    stem, ext = name.rsplit(".", 1)
+    return f"{stem}{cfg.faceblur.train.weights_suffix}.{ext}"
+
+
 def blur_kwargs(cfg: DictConfig) -> dict:
     b = cfg.faceblur.blur
     return {"mode": b.mode, "sigma_ratio": b.sigma_ratio, "mask_scale": b.mask_scale, "feather": b.feather}
@@ -98,7 +104,8 @@ def train_yolo(cfg: DictConfig, run_dir: Path, train, val) -> Path:
         close_mosaic=y.close_mosaic,
     )
     log.info("YOLO trained in %.0f s", time.perf_counter() - t0)
-    return yolo.export_weights(best, run_dir / "weights" / YOLO_FILE, imgsz=y.imgsz, model_yaml=y.model)
+    target = run_dir / "weights" / weights_name(cfg, YOLO_FILE)
+    return yolo.export_weights(best, target, imgsz=y.imgsz, model_yaml=y.model)
 
 
 def unet_config(cfg: DictConfig) -> dict:
@@ -120,10 +127,13 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
     u = cfg.faceblur.unet
     seed_everything(int(cfg.seed))
     if u.teacher == "yolo":  # the authors' targets: frames blurred by approach 1 (YOLO + blur)
+        from fourfold.faceblur.detectors import packaged_weights
         from fourfold.faceblur.lit import teacher_stills
 
-        own = run_dir / "weights" / YOLO_FILE  # this run's YOLO when it trained one, else the packaged one
-        teacher = u.teacher_weights or (str(own) if own.is_file() else None)
+        # this run's YOLO when it trained one, else the packaged one of the same name
+        name = weights_name(cfg, YOLO_FILE)
+        own = run_dir / "weights" / name
+        teacher = u.teacher_weights or str(own if own.is_file() else packaged_weights(name))
         train = teacher_stills(train, teacher, cfg.faceblur.yolo.threshold)
     if u.init:
         model = unet.load_unet(u.init, encoder_weights=u.encoder_weights)
@@ -152,7 +162,7 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
         limit_val_batches=4,
     )
     log.info("U-Net (%s) trained in %.0f s", loss, time.perf_counter() - t0)
-    target = run_dir / "weights" / UNET_FILES[loss]
+    target = run_dir / "weights" / weights_name(cfg, UNET_FILES[loss])
     unet.save_weights(model, target, config=unet_config(cfg))
     torch.set_grad_enabled(True)
     return target
