@@ -158,10 +158,19 @@ def evaluate_method(run, images: list[RealImage], judges, probe=None, keep_faces
     return res
 
 
+# Rows for packaged weights trained on real photos (issue 11 items 3-4), when their files exist.
+REAL_TRAINED = {
+    "yolo_real": ("yolo", "yolo_face_real.pt"),
+    "unet_l1_real": ("unet", "unet_l1_real.pt"),
+    "unet_mse_real": ("unet", "unet_mse_real.pt"),
+}
+
+
 def build_methods(names, weights: dict | None = None) -> dict:
     """Methods by name: ``deface`` (reference), ``centerface`` (the tool's defaults), ``centerface_v1``
     (the tool before issue 11: mask scale 1.0, exact Gaussian), ``centerface+mtcnn``, ``yolo``,
-    ``unet_l1``, ``unet_mse`` (packaged weights unless ``weights`` names files)."""
+    ``unet_l1``, ``unet_mse`` (packaged weights unless ``weights`` names files), and the ``REAL_TRAINED``
+    rows (skipped, with a warning, while their packaged file does not exist)."""
     from fourfold.faceblur.detectors import packaged_weights
     from fourfold.faceblur.pipeline import make_pipeline
 
@@ -177,6 +186,13 @@ def build_methods(names, weights: dict | None = None) -> dict:
         elif name in ("unet_l1", "unet_mse"):
             path = weights.get(name) or packaged_weights(f"{name}.pt")
             out[name] = tool_method(make_pipeline("unet", weights=str(path)))
+        elif name in REAL_TRAINED:
+            method, file = REAL_TRAINED[name]
+            path = weights.get(name) or packaged_weights(file)
+            if not path.is_file():
+                log.warning("real set: no %s, row %s skipped", path, name)
+                continue
+            out[name] = tool_method(make_pipeline(method, weights=str(path)))
         else:
             raise ValueError(f"unknown real-set method {name!r}")
     return out

@@ -50,7 +50,18 @@ COLUMNS = (
     "fps",
 )
 PRESETS = ("quick", "paper")
-REAL_METHODS = ("deface", "centerface", "centerface_v1", "centerface+mtcnn", "yolo", "unet_l1", "unet_mse")
+REAL_METHODS = (
+    "deface",
+    "centerface",
+    "centerface_v1",
+    "centerface+mtcnn",
+    "yolo",
+    "yolo_real",
+    "unet_l1",
+    "unet_l1_real",
+    "unet_mse",
+    "unet_mse_real",
+)
 REAL_LABELS = {
     "deface": "deface 1.5 (reference: CenterFace, its defaults)",
     "centerface": "fourfold-blur default (CenterFace)",
@@ -59,6 +70,9 @@ REAL_LABELS = {
     "yolo": "fourfold-blur --method yolo (approach 1)",
     "unet_l1": "U-Net L1 (approach 2)",
     "unet_mse": "fourfold-blur --method unet (U-Net MSE, approach 2)",
+    "yolo_real": "YOLO fine-tuned on real photos (weights/yolo_face_real.pt)",
+    "unet_l1_real": "U-Net L1 trained on approach-1 targets (weights/unet_l1_real.pt)",
+    "unet_mse_real": "U-Net MSE trained on approach-1 targets (weights/unet_mse_real.pt)",
 }
 
 
