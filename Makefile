@@ -98,6 +98,8 @@ faceblur-sources: ## real photos for faceblur's training (Debian opencv-doc) and
 	@if [ ! -d $(FACEBLUR_SOURCES)/opencv-doc ]; then cd $(FACEBLUR_SOURCES) && \
 	  { apt-get download opencv-doc=4.6.0+dfsg-12 || { apt-get update -qq && apt-get download opencv-doc=4.6.0+dfsg-12; }; } && \
 	  dpkg-deb -x $(OPENCV_DOC) opencv-doc.tmp && mv opencv-doc.tmp opencv-doc && rm -f $(OPENCV_DOC); fi
+	# the pseudo-labels the packaged real-photo models were trained on (CenterFace + MTCNN, cached; new files get labelled)
+	@[ -f $(FACEBLUR_SOURCES)/labels.json ] || gunzip -c packages/fourfold/faceblur/resources/train_labels.json.gz > $(FACEBLUR_SOURCES)/labels.json
 	# phase 1 of the training: the synthetic-data models of commit b0adbad (experiment=faceblur/train then)
 	git show b0adbad:packages/fourfold/faceblur/weights/yolo_face.pt > $(FACEBLUR_SOURCES)/yolo_synthetic.pt
 	git show b0adbad:packages/fourfold/faceblur/weights/unet_mse.pt > $(FACEBLUR_SOURCES)/unet_mse_synthetic.pt

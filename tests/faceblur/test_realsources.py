@@ -127,3 +127,20 @@ def test_pseudo_labels_find_the_six_people_of_t1():
     faces, _ = rs.PseudoLabeller()(t1_photo())
     assert len(faces) == len(T1_FACES)
     assert (iou_matrix(np.array(T1_FACES, float), faces).max(axis=1) >= 0.5).all()
+
+
+def test_shipped_training_labels_name_no_evaluation_file():
+    """The committed pseudo-labels (``resources/train_labels.json.gz``, seeded by ``make faceblur-sources``)
+    cover only training files: none is in the evaluation manifest or held out."""
+    import gzip
+    from importlib import resources
+
+    path = resources.files("fourfold.faceblur") / "resources" / "train_labels.json.gz"
+    with gzip.open(str(path), "rt") as fh:
+        rows = json.load(fh)
+    assert rows and all({"sha256", "path"} <= row.keys() for row in rows)
+    manifest = default_manifest()
+    if manifest.is_file():
+        digests, keys = rs.excluded_keys(manifest)
+        assert not {row["sha256"] for row in rows} & digests
+        assert not {path for key in keys for path in [key.split(":", 1)[1]]} & {row["path"] for row in rows}
