@@ -1,7 +1,8 @@
 """Tables and figures under ``experiments/faceblur/`` from faceblur run folders.
 
 ``python -m fourfold.faceblur.report [--runs runs] [--out experiments/faceblur]``: for each experiment preset
-(quick, paper) the newest successful run gives ``results/table_<preset>.{csv,md}``, and its saved example
+(quick, paper) the newest successful run that evaluated every method (a run restricted with
+``faceblur.eval.methods`` is skipped) gives ``results/table_<preset>.{csv,md}``, and its saved example
 frames give ``figures/examples_<preset>.png``; ``figures/recall_by_size_<preset>.png`` plots the detectors'
 recall per face height; the newest ``stage=realset`` run gives ``results/table_realset.{csv,md}`` (the
 real-photo set). Without run folders, the Markdown tables are rebuilt from the committed CSVs.
@@ -220,6 +221,10 @@ def write_realset(runs, out: Path) -> list[Path]:
     return [stem.with_suffix(".csv"), stem.with_suffix(".md")]
 
 
+def _eval_methods(run) -> list[str]:
+    return list(run.config.get("faceblur", {}).get("eval", {}).get("methods", []))
+
+
 def build(runs_root: Path, out: Path) -> list[Path]:
     import pandas as pd
 
@@ -234,6 +239,8 @@ def build(runs_root: Path, out: Path) -> list[Path]:
             for r in runs
             if r.preset == preset and r.config.get("faceblur", {}).get("stage") == "experiment"
         ]
+        # A run restricted to some methods (faceblur.eval.methods=[yolo]) must not replace the full table.
+        candidates = [r for r in candidates if set(METHODS) <= set(_eval_methods(r))]
         if candidates:
             run = max(candidates, key=lambda r: r.path.name)
             table = table_from_metrics(run.metrics)
