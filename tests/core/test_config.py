@@ -25,6 +25,11 @@ def test_preset_composes(preset):
     assert first_comments and "python -m fourfold experiment=" + preset in first_comments[0], (
         f"{path}: the first comment line must be the command that runs it, its runtime and hardware"
     )
+    # `make help` prints the second comment line as the preset's one-line description
+    description = first_comments[1] if len(first_comments) > 1 else ""
+    assert 10 < len(description) <= 102 and lines.index(description) == 2, (
+        f"{path}: the third line must be a one-line description (a comment of at most 100 characters)"
+    )
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={preset}"])
     assert f"{cfg.paper}/{cfg.preset}" == preset
