@@ -1,8 +1,8 @@
 """How the tool writes its outputs: atomically, with the user's usual permissions, and never half.
 
-``output_path(target)`` yields a hidden temporary file next to ``target`` and renames it onto ``target``
-only when the block succeeds; the file gets ``0o666 & ~umask`` (what ``open()`` would give), not the
-0600 of ``mkstemp``. ``terminate_cleanly()`` turns SIGTERM into an exception, so that every ``finally``
+Files are written through ``core.files.atomic_path``: a hidden temporary file next to the target, renamed
+onto it only when the block succeeds, with ``0o666 & ~umask`` (what ``open()`` would give), not the 0600
+of ``mkstemp``. ``terminate_cleanly()`` turns SIGTERM into an exception, so that every ``finally``
 (temporary files, the ffmpeg encoder) runs before the process exits. ``check_writable(folder)`` fails
 before any work when an output folder cannot be created or written.
 """
@@ -24,19 +24,7 @@ class Terminated(Exception):
     """The process received SIGTERM; raised from the signal handler so that clean-up code runs."""
 
 
-def user_file_mode() -> int:
-    """The permission bits a plain ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextmanager
-def output_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """``core.files.atomic_path`` whose result has the user's usual permissions (see the module doc)."""
-    with atomic_path(target, suffix) as tmp:
-        yield tmp
-        os.chmod(tmp, user_file_mode())
+output_path = atomic_path  # the tool's outputs: atomic, with the user's usual permissions
 
 
 def check_writable(folder: str | os.PathLike) -> list[Path]:
