@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -37,8 +38,23 @@ def submit(driver, button_id: str = "submit", wait_for: str = "result", timeout:
     old_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button_id).click()
     wait = WebDriverWait(driver, timeout)
-    wait.until(expected_conditions.staleness_of(old_page))
+    wait.until(_left(old_page))
     return wait.until(expected_conditions.presence_of_element_located((By.ID, wait_for)))
+
+
+def _left(old_page):
+    """Wait condition: the old page is gone. ``staleness_of`` alone is racy with chromedriver: while the
+    page navigates it can answer "Node with given id does not belong to the document" (a plain
+    WebDriverException, not a StaleElementReferenceException), which means the same thing."""
+
+    def gone(_driver) -> bool:
+        try:
+            old_page.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException included
+            return True
+        return False
+
+    return gone
 
 
 def shown_error(driver) -> str:
