@@ -242,28 +242,15 @@ class PseudoLabeller:
     """CenterFace + MTCNN on one RGB image -> (faces, ignore), both (N, 4) x1 y1 x2 y2 in pixels."""
 
     def __init__(self, mtcnn_side: int = 800, always_mtcnn: bool = False):
-        from facenet_pytorch import MTCNN
-
-        from fourfold.faceblur.detectors import CenterFaceDetector
+        from fourfold.faceblur.detectors import CenterFaceDetector, MtcnnDetector
 
         self.centerface = CenterFaceDetector(threshold=CF_LOW)
-        self.mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=16)
-        self.mtcnn_side, self.always_mtcnn = mtcnn_side, always_mtcnn
+        # every MTCNN box, whatever its score: the agreement rule below sets the thresholds
+        self.mtcnn = MtcnnDetector(threshold=0.0, max_side=mtcnn_side, min_face=16)
+        self.always_mtcnn = always_mtcnn
 
     def mtcnn_detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
-
-        scale = min(1.0, self.mtcnn_side / max(image.shape[:2]))
-        small = (
-            image
-            if scale == 1.0
-            else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        )
-        boxes, probs = self.mtcnn.detect(np.ascontiguousarray(small))
-        if boxes is None:
-            return np.zeros((0, 4)), np.zeros(0)
-        # numpy 2 hands back object arrays here: cast.
-        return np.asarray(boxes, float).reshape(-1, 4) / scale, np.asarray(probs, float).reshape(-1)
+        return self.mtcnn.detect(image)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cf_boxes, cf_scores = self.centerface.detect(image)
