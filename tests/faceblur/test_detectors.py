@@ -86,3 +86,17 @@ def test_wrong_yolo_weights_files_fail_clearly(tmp_path):
     torch.save({"yaml": "yolov8n.yaml", "nc": 1, "state_dict": bad_state}, misfit)
     with pytest.raises(ValueError, match="does not fit yolov8n.yaml"):
         yolo.load_model(misfit)
+
+
+def test_yolo_threshold_travels_with_the_weights(tmp_path):
+    from fourfold.faceblur import yolo
+
+    plain = detectors.packaged_weights("yolo_face.pt")
+    assert detectors.YoloDetector(plain).threshold == detectors.YOLO_THRESHOLD  # the file carries none
+    calibrated = yolo.with_threshold(plain, tmp_path / "calibrated.pt", 0.55)
+    assert yolo.stored_threshold(yolo.read_weights(calibrated)) == 0.55
+    assert detectors.YoloDetector(calibrated).threshold == 0.55
+    assert detectors.YoloDetector(calibrated, threshold=0.2).threshold == 0.2  # the user's wins
+    assert detectors.make_detector("yolo", weights=calibrated).threshold == 0.55
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        yolo.with_threshold(plain, tmp_path / "bad.pt", 1.0)

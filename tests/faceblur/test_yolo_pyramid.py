@@ -6,10 +6,11 @@ import torch
 from fourfold.faceblur.detectors import YoloDetector
 
 
-def _detector(outputs, pyramid):
+def _detector(outputs, pyramid, upscale=False):
     """A YoloDetector whose passes return fixed (boxes, scores) per size, no model loaded."""
     det = object.__new__(YoloDetector)
     det.imgsz, det.pyramid, det.threshold, det.iou, det.max_box_frac = None, pyramid, 0.3, 0.5, None
+    det.upscale = upscale
     det._torch = torch
     det.calls = []
 
@@ -43,3 +44,15 @@ def test_without_pyramid_one_pass_and_boxes_clipped():
     boxes, scores = det.detect(frame)
     assert det.calls == [200]
     np.testing.assert_allclose(boxes, [[0, 10, 50, 100]])
+
+
+def test_upscale_adds_a_pass_at_twice_the_size_of_small_frames_only():
+    small = _detector({}, (640, 320), upscale=True)
+    small.detect(np.zeros((300, 400, 3), np.uint8))
+    assert small.calls == [400, 320, 800]
+    large = _detector({}, (640, 320), upscale=True)
+    large.detect(np.zeros((720, 1280, 3), np.uint8))
+    assert large.calls == [1280, 640, 320]  # above UPSCALE_MAX: no extra pass
+    off = _detector({}, (640, 320))
+    off.detect(np.zeros((300, 400, 3), np.uint8))
+    assert off.calls == [400, 320]

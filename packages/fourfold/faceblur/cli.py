@@ -244,7 +244,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--mode", choices=MODES, default="blur", help="what fills a face (default blur)")
     p.add_argument(
-        "--threshold", type=float, help="detection score threshold in [0, 1) (centerface 0.2, yolo 0.3)"
+        "--threshold",
+        type=float,
+        help="detection score threshold in [0, 1) (centerface 0.2; yolo: its weights' own, else 0.3)",
     )
     p.add_argument(
         "--mask-scale",

@@ -44,7 +44,9 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
     return boxes[keep], scores[keep]
 
 
+YOLO_THRESHOLD = 0.3  # the authors' confidence threshold, for weights that carry no calibrated one
 YOLO_PYRAMID: tuple[int, ...] = (640, 320)  # extra YOLO passes: twice and once the training size (320 px)
+UPSCALE_MAX = 640  # YoloDetector(upscale=True): frames up to this longer side also run at twice their size
 
 
 class YoloDetector:
@@ -55,21 +57,28 @@ class YoloDetector:
     def __init__(
         self,
         weights=None,
-        threshold: float = 0.3,
+        threshold: float | None = None,
         imgsz: int | None = None,
         iou: float = 0.5,
         max_box_frac: float | None = None,
         pyramid: tuple[int, ...] | None = None,
+        upscale: bool = False,
     ):
         import torch
 
         from fourfold.faceblur import yolo
 
-        self.model, self.trained_size = yolo.load_model(weights or packaged_weights("yolo_face.pt"))
+        payload = yolo.read_weights(weights or packaged_weights("yolo_face.pt"))
+        self.model, self.trained_size = yolo.build_model(payload, weights)
+        # None = the threshold calibrated for these weights when the file carries one, else the authors' 0.3
+        if threshold is None:
+            threshold = yolo.stored_threshold(payload) or YOLO_THRESHOLD
         # None = native resolution (the authors' default): faces keep the pixel size they were trained at.
         self.imgsz = int(imgsz) if imgsz else None
         self.pyramid = tuple(int(p) for p in (YOLO_PYRAMID if pyramid is None else pyramid))
         self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
+        # upscale: frames up to UPSCALE_MAX px also get a pass at twice their size (for small faces)
+        self.upscale = bool(upscale)
         self._torch = torch
 
     def _pass(self, frame: np.ndarray, size: int):
@@ -88,7 +97,10 @@ class YoloDetector:
         size = self.imgsz or min(max(frame.shape[:2]), 1920)
         # Extra passes on the frame shrunk to each pyramid size (smaller than the first pass only): a face
         # taller than any the detector was trained on shows there at a size it knows.
-        passes = [self._pass(frame, s) for s in (size, *(p for p in self.pyramid if p < size))]
+        sizes = [size, *(p for p in self.pyramid if p < size)]
+        if self.upscale and not self.imgsz and size <= UPSCALE_MAX:
+            sizes.append(2 * size)  # small faces of a small frame, twice as tall
+        passes = [self._pass(frame, s) for s in sizes]
         boxes, scores = (np.concatenate(part) for part in zip(*passes))
         if len(passes) > 1 and len(boxes):
             keep = torchvision.ops.nms(
@@ -229,14 +241,13 @@ def make_detector(
     max_box_frac: float | None = None,
 ):
     """A detector by name (``yolo``, ``centerface``, ``centerface+mtcnn``), wrapped in ``BoxHold`` when
-    ``hold > 0``. ``threshold`` applies to CenterFace or YOLO; MTCNN keeps its own 0.9."""
+    ``hold > 0``. ``threshold`` applies to CenterFace or YOLO (None: YOLO's weights' calibrated one, else
+    0.3); MTCNN keeps its own 0.9."""
     if method == "centerface+mtcnn":
         cf = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
         det = UnionDetector([cf, MtcnnDetector()])
     elif method == "yolo":
-        det = YoloDetector(
-            weights, threshold=0.3 if threshold is None else threshold, max_box_frac=max_box_frac
-        )
+        det = YoloDetector(weights, threshold=threshold, max_box_frac=max_box_frac)
     elif method == "centerface":
         det = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
     else:

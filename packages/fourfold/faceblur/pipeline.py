@@ -27,7 +27,8 @@ WEIGHTED_METHODS = ("yolo", "unet")  # methods that read --weights
 # at reduced resolution (blur.fast_gaussian).
 DEFAULT_MASK_SCALE = 1.6
 DEFAULT_SIGMA_RATIO = 0.25
-DEFAULT_THRESHOLDS = {"centerface": 0.2, "yolo": 0.3, "centerface+mtcnn": 0.2}
+# YOLO: None = the threshold its weights file carries (calibrated on held-out photos), else 0.3.
+DEFAULT_THRESHOLDS = {"centerface": 0.2, "yolo": None, "centerface+mtcnn": 0.2}
 # Valid ranges (inclusive unless noted). Outside them a privacy tool would blur nothing, too little, or
 # run out of memory, so they are errors, never clipped silently.
 MASK_SCALE_RANGE = (1.0, 4.0)  # below 1 the ellipse leaves parts of the detected face sharp

@@ -10,7 +10,7 @@ validation by their file's sha256 (video frames of one file stay together), so v
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -37,6 +37,7 @@ class LabelledPhoto:
     faces: np.ndarray
     key: str
     sha256: str
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # painted-out regions, x1 y1 x2 y2
 
 
 def paint_out(image: np.ndarray, boxes, grow: float = 1.2) -> np.ndarray:
@@ -66,7 +67,8 @@ def load_photos(rows: list[dict]) -> list[LabelledPhoto]:
         if image is None:
             continue
         faces = np.asarray(r["faces"], float).reshape(-1, 4)
-        photos.append(LabelledPhoto(paint_out(image, r["ignore"]), faces, source.key, r["sha256"]))
+        ignore = np.asarray(r["ignore"], float).reshape(-1, 4)
+        photos.append(LabelledPhoto(paint_out(image, ignore), faces, source.key, r["sha256"], ignore))
     return photos
 
 
@@ -81,13 +83,13 @@ def split_photos(photos: list[LabelledPhoto], val_share: float = 0.15):
     return train, val
 
 
-def crop_scaled(image, faces, rng, size: int, face_px: tuple[int, int]):
-    """A square ``size`` window of ``image``: zoomed so a random face is log-uniform in ``face_px`` tall
-    (or, without faces, a random window of 30-100 % of the longer side); boxes mapped and clipped, faces
-    less than half inside dropped."""
+def crop_scaled(image, faces, rng, size: int, face_px: tuple[int, int], centre=None):
+    """A square ``size`` window of ``image``: zoomed so a random face (or the box ``centre``) is
+    log-uniform in ``face_px`` tall (or, without faces, a random window of 30-100 % of the longer side);
+    boxes mapped and clipped, faces less than half inside dropped."""
     h, w = image.shape[:2]
-    if len(faces) and rng.random() < 0.85:
-        x1, y1, x2, y2 = faces[rng.integers(len(faces))]
+    if centre is not None or (len(faces) and rng.random() < 0.85):
+        x1, y1, x2, y2 = centre if centre is not None else faces[rng.integers(len(faces))]
         scale = face_height(rng, *face_px) / max(y2 - y1, 1.0)
         side = size / scale
         cx = (x1 + x2) / 2 + rng.uniform(-0.4, 0.4) * side
@@ -201,10 +203,15 @@ def make_real_stills(
     face_px=(8, 200),
     mix=MIX,
     extra_faces: tuple[Face, ...] = (),
+    hard=(),
+    hard_share: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` stills (image, boxes) from ``photos``: shares ``mix`` of photo crops, composites of the photos'
     faces, composites of ``extra_faces`` (the synthetic training faces), all on face-free real photos, and
-    face-free crops (a kind without material is skipped); the same inputs and seed give the same stills."""
+    face-free crops (a kind without material is skipped); the same inputs and seed give the same stills.
+
+    ``hard`` (``hardnegatives.HardNegative`` on ``photos``), ``hard_share`` > 0: that share of the stills
+    are crops around a false detection (zoomed like a face), the photo's faces labelled as usual."""
     rng = np.random.default_rng([seed, 11])
     with_faces = [p for p in photos if len(p.faces)]
     negatives = [p for p in photos if not len(p.faces)]
@@ -224,10 +231,18 @@ def make_real_stills(
     if shares.sum() == 0:
         raise ValueError("no labelled real photos to build stills from: run the pseudo-labelling first")
     shares /= shares.sum()
+    hard = list(hard) if hard_share > 0 else []
+    if hard:
+        shares = np.append(shares * (1 - hard_share), hard_share)
+        hard_odds = file_weights([photos[h.photo] for h in hard])
     stills = []
     for _ in range(n):
-        kind = rng.choice(4, p=shares)
-        if kind == 0:
+        kind = rng.choice(len(shares), p=shares)
+        if kind == 4:
+            h = hard[rng.choice(len(hard), p=hard_odds)]
+            p = photos[h.photo]
+            image, boxes = crop_scaled(p.image, p.faces, rng, size, face_px, centre=h.box)
+        elif kind == 0:
             p = with_faces[rng.choice(len(with_faces), p=face_odds)]
             image, boxes = crop_scaled(p.image, p.faces, rng, size, face_px)
         elif kind == 1:
@@ -260,9 +275,14 @@ def training_split(
     face_px=(8, 200),
     manifest=None,
     video_stride: int = 10,
+    hard_detector=None,
+    hard_share: float = 0.0,
 ):
     """(train stills, val stills) from every real photo the packages ship, minus the evaluation manifest's
-    files: discover, pseudo-label (cached), split by file, build stills. Logs what it used."""
+    files: discover, pseudo-label (cached), split by file, build stills. Logs what it used.
+
+    ``hard_detector`` and ``hard_share`` > 0: a hard-negative round (``hardnegatives``): the detector's false
+    detections on the *training* photos become that share of the training stills."""
     import logging
 
     from fourfold.faceblur.realsources import discover, label_index, without_excluded
@@ -287,8 +307,16 @@ def training_split(
         len(val),
         sum(len(p.faces) for p in val),
     )
+    hard = []
+    if hard_detector is not None and hard_share > 0:
+        from fourfold.faceblur.hardnegatives import mine, summary
+
+        hard = mine(train, hard_detector)
+        log.info("hard negatives (training photos only): %s", summary(train, hard))
     return (
-        make_real_stills(train, n_train, seed, size, face_px, extra_faces=extra),
+        make_real_stills(
+            train, n_train, seed, size, face_px, extra_faces=extra, hard=hard, hard_share=hard_share
+        ),
         make_real_stills(val, n_val, seed + 1, size, face_px, mix=MIX[:2] + (0.0,) + MIX[3:])
         if n_val
         else [],

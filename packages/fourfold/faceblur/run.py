@@ -76,9 +76,19 @@ def training_stills(cfg: DictConfig):
     if d.real_images:  # pseudo-labelled real photos from packages, minus the evaluation set (realstills)
         from fourfold.faceblur.realstills import training_split
 
+        hard_detector = None
+        if d.hard_negatives > 0:  # a hard-negative round: the starting YOLO's false detections
+            from fourfold.faceblur.detectors import YoloDetector
+
+            if not cfg.faceblur.yolo.init:
+                raise ValueError(
+                    "faceblur.data.hard_negatives > 0 needs faceblur.yolo.init (the YOLO to mine)"
+                )
+            hard_detector = YoloDetector(cfg.faceblur.yolo.init, threshold=float(d.hard_threshold))
         real_train, real_val = training_split(
             dict(d.real_folders), d.real_cache, d.real_images, d.real_val_images, seed,
             size=d.image_size, face_px=(d.face_min_px, d.real_face_max_px),
+            hard_detector=hard_detector, hard_share=float(d.hard_negatives),
         )  # fmt: skip
         train, val = train + real_train, val + real_val
     return train, val

@@ -90,9 +90,9 @@ def read_video(path: str | Path):
             f"cannot read video {path}: {str(err).strip().splitlines()[-1] if str(err) else err}"
         ) from err
     width, height = meta["size"]
-    info = VideoInfo(
-        float(meta.get("fps") or 25.0), (int(width), int(height)), meta.get("duration"), has_audio(path)
-    )
+    # The reader's own header parse names the audio codec: no second ffmpeg run (has_audio) is needed.
+    audio = bool(meta.get("audio_codec"))
+    info = VideoInfo(float(meta.get("fps") or 25.0), (int(width), int(height)), meta.get("duration"), audio)
 
     def frames():
         try:

@@ -117,9 +117,15 @@ def start_checkpoint(weights: str | Path, target: str | Path) -> Path:
 
 
 def export_weights(
-    checkpoint: str | Path, target: str | Path, *, imgsz: int, model_yaml: str = DEFAULT_YAML
+    checkpoint: str | Path,
+    target: str | Path,
+    *,
+    imgsz: int,
+    model_yaml: str = DEFAULT_YAML,
+    threshold: float | None = None,
 ) -> Path:
-    """Convert an ultralytics checkpoint *we trained* to the safe tensor-dict format (fp16)."""
+    """Convert an ultralytics checkpoint *we trained* to the safe tensor-dict format (fp16); ``threshold``:
+    the confidence threshold calibrated for these weights (``calibration``), used when none is given."""
     import torch
 
     from fourfold.core.files import atomic_path
@@ -128,17 +134,50 @@ def export_weights(
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt["model"]
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.float().state_dict().items()}
+    payload = {"yaml": model_yaml, "imgsz": int(imgsz), "nc": 1, "state_dict": state}
+    if threshold is not None:
+        payload["threshold"] = float(threshold)
     with atomic_path(target) as tmp:
-        torch.save({"yaml": model_yaml, "imgsz": int(imgsz), "nc": 1, "state_dict": state}, tmp)
+        torch.save(payload, tmp)
     return Path(target)
+
+
+def with_threshold(weights: str | Path, target: str | Path, threshold: float) -> Path:
+    """A copy of tensor-dict weights that carries its calibrated confidence threshold (0 < t < 1)."""
+    import torch
+
+    from fourfold.core.files import atomic_path
+
+    if not 0 < threshold < 1:
+        raise ValueError(f"a confidence threshold lies in (0, 1), got {threshold}")
+    payload = read_weights(weights)
+    payload["threshold"] = float(threshold)
+    with atomic_path(target) as tmp:
+        torch.save(payload, tmp)
+    return Path(target)
+
+
+def read_weights(weights: str | Path) -> dict:
+    """The tensor dict of a YOLO weights file (``weights_only=True``), keys checked."""
+    from fourfold.faceblur.weightfiles import TRAIN_HINT, load_tensor_dict
+
+    # An ultralytics .pt is a pickle: convert checkpoints you trained with export_weights instead.
+    return load_tensor_dict(weights, "YOLO", ("yaml", "state_dict"), hint=TRAIN_HINT)
+
+
+def stored_threshold(payload: dict) -> float | None:
+    """The confidence threshold calibrated for these weights, or None when the file carries none."""
+    value = payload.get("threshold")
+    return None if value is None else float(value)
 
 
 def load_model(weights: str | Path):
     """Build the detection model from its yaml and load a tensor-dict weights file (``weights_only=True``)."""
-    from fourfold.faceblur.weightfiles import TRAIN_HINT, load_tensor_dict
+    return build_model(read_weights(weights), weights)
 
-    # An ultralytics .pt is a pickle: convert checkpoints you trained with export_weights instead.
-    payload = load_tensor_dict(weights, "YOLO", ("yaml", "state_dict"), hint=TRAIN_HINT)
+
+def build_model(payload: dict, weights: str | Path = "weights"):
+    """(model in eval mode, training image size) from a tensor dict read by ``read_weights``."""
     offline_environment(Path(os.environ.get("YOLO_CONFIG_DIR") or default_config_dir()))
     from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
