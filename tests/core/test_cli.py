@@ -75,7 +75,7 @@ def test_unknown_key_lists_valid_keys(tmp_path):
     result = run_cli("experiment=demo/quick", SEARCH, "demo.valu=3", cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown config key 'demo.valu'" in result.stderr
-    assert "fail, value" in result.stderr
+    assert "fail, fail_seed, value" in result.stderr
 
 
 def test_unknown_trainer_lists_choices(tmp_path):
@@ -147,3 +147,17 @@ def test_wheel_ships_the_config_tree(tmp_path):
     shipped = {n.removeprefix("fourfold/conf/") for n in names if n.startswith("fourfold/conf/")}
     source = {str(p.relative_to(REPO / "conf")) for p in (REPO / "conf").rglob("*.yaml")}
     assert source <= shipped
+
+
+def test_multirun_with_a_failing_job_keeps_the_others_and_names_it(tmp_path):
+    sweep = ("seed=0,1,2", "demo.fail_seed=1", "hydra/launcher=local")
+    result = run_cli("-m", "experiment=demo/quick", SEARCH, *sweep, cwd=tmp_path)
+    assert result.returncode != 0
+    folders = run_folders(tmp_path)
+    assert len(folders) == 3
+    kept = [json.loads((f / "metrics.json").read_text())["value"] for f in folders if f.name[0] != "1"]
+    assert sorted(kept) == [1.5, 4.5]  # seeds 0 and 2 ran to the end
+    (failed,) = [f for f in folders if not (f / "metrics.json").exists()]
+    assert failed.name.startswith("1_") and "seed=1" in failed.name
+    assert "multirun: 1 of 3 jobs failed" in result.stderr
+    assert f"  {failed.name}: RuntimeError: demo task failed on purpose" in result.stderr

@@ -37,7 +37,7 @@ def test_preset_composes(preset):
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
 
-@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu"])
 def test_trainer_configs_are_trainer_kwargs(trainer):
     import inspect
 
@@ -48,7 +48,7 @@ def test_trainer_configs_are_trainer_kwargs(trainer):
     assert set(cfg.keys()) <= accepted, set(cfg.keys()) - accepted
 
 
-@pytest.mark.parametrize("launcher", ["local", "slurm"])
+@pytest.mark.parametrize("launcher", ["local", "slurm", "submitit_local"])
 def test_launcher_configs_compose(launcher):
     here = Path(__file__).parent / "conf"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -62,4 +62,5 @@ def test_launcher_configs_compose(launcher):
             return_hydra_config=True,
         )
     target = cfg.hydra.launcher._target_
-    assert target.endswith("JoblibLauncher" if launcher == "local" else "SlurmLauncher")
+    expected = {"local": "JoblibLauncher", "slurm": "SlurmLauncher", "submitit_local": "LocalLauncher"}
+    assert target.endswith(expected[launcher])

@@ -88,3 +88,21 @@ def test_atomic_writes_get_the_users_usual_permissions(tmp_path, umask):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_failed_jobs_of_a_sweep_are_named_in_job_order(tmp_path):
+    jobs = [("0_seed=0", "ok"), ("10_seed=10", "error"), ("2_seed=2", "killed"), ("1_seed=1", "ok")]
+    for name, outcome in jobs:
+        folder = tmp_path / name
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        if outcome == "ok":
+            runs.write_metrics(folder, {"x": 1.0})
+        elif outcome == "error":
+            runs.write_error(folder, "Traceback (most recent call last):\n  ...\nValueError: bad value\n")
+    failures = runs.failed_jobs(tmp_path)
+    assert [(f.name, why) for f, why in failures] == [
+        ("2_seed=2", "no metrics.json and no error.txt (killed?)"),
+        ("10_seed=10", "ValueError: bad value"),
+    ]
+    assert runs.failed_jobs(tmp_path / "0_seed=0") == []

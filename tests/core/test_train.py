@@ -153,3 +153,52 @@ def test_duration_and_eta_formatting():
     assert durations == ["0s", "59s", "1m15s", "1h02m", "?"]
     assert eta_seconds(30.0, 3, 12) == pytest.approx(90.0)
     assert eta_seconds(30.0, 0, 12) == math.inf and eta_seconds(1.0, 1, math.inf) == math.inf
+
+
+class Crash(L.Callback):
+    """Raises in the middle of ``epoch`` (a stand-in for a killed process; tests/core/test_faults.py sends
+    real signals to a real run)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == 2:
+            raise RuntimeError("crash")
+
+
+class NoisyRegression(LinearRegression):
+    """Dropout draws random numbers at every step, as the shuffled loader does at every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropout = torch.nn.Dropout(0.3)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(self.dropout(x)), y)
+
+
+def shuffled_loader():
+    return DataLoader(loader().dataset, batch_size=16, shuffle=True)
+
+
+def test_a_crashed_run_resumes_with_the_random_state_of_its_checkpoint(tmp_path):
+    def trained(run_dir, crash_epoch=None):
+        torch.manual_seed(0)
+        module = NoisyRegression()
+        callbacks = [Crash(crash_epoch)] if crash_epoch is not None else []
+        metrics = fit(module, shuffled_loader(), trainer_cfg=TRAINER, run_dir=run_dir, max_epochs=4, seed=0,
+                      callbacks=callbacks)  # fmt: skip
+        return module, metrics
+
+    straight, _ = trained(tmp_path / "straight")
+    with pytest.raises(RuntimeError, match="crash"):
+        trained(tmp_path / "crashed", crash_epoch=2)
+    # last.ckpt is written at every epoch's end, not only when training ends
+    assert torch.load(last_checkpoint(tmp_path / "crashed"), weights_only=False)["global_step"] == 8
+    torch.manual_seed(123)  # whatever the state before the rerun: the checkpoint's state wins
+    resumed, metrics = trained(tmp_path / "crashed")
+    assert metrics["global_step"] == 16
+    assert torch.equal(resumed.layer.weight, straight.layer.weight)
+    assert torch.equal(resumed.layer.bias, straight.layer.bias)

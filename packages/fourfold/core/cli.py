@@ -14,10 +14,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fourfold.core.environment import configure_environment
-from fourfold.core.runs import current_run_dir, validate_metrics, write_error, write_metrics
+from fourfold.core.runs import (
+    ERROR_FILE,
+    current_run_dir,
+    failed_jobs,
+    validate_metrics,
+    write_error,
+    write_metrics,
+)
 
 
 def find_conf_dir(env: str | None = None, package_dir: Path | None = None) -> Path:
@@ -49,6 +57,8 @@ else:
 
 log = logging.getLogger("fourfold")
 
+STOPPED_STATUS = 128 + 15  # what a shell reports for a process ended by SIGTERM
+
 
 class UsageError(ValueError):
     """A command line or config that cannot run; the message says what to change."""
@@ -75,12 +85,33 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
     try:
         task = resolve_task(cfg.task)
         metrics = validate_metrics(task(cfg))
-    except BaseException:
+    except BaseException as err:
         write_error(run_dir, traceback.format_exc())
+        if isinstance(err, SystemExit) and not err.code:
+            # Lightning answers SIGTERM by raising SystemExit() (status 0): no metrics, so not a success.
+            log.error(
+                "stopped before it finished (%s); the same command with hydra.run.dir=%s resumes it from its "
+                "last checkpoint",
+                type(err).__name__,
+                run_dir,
+            )
+            raise SystemExit(STOPPED_STATUS) from err
         raise
+    if _global_rank() != 0:
+        return metrics  # under DDP every process runs the task; the first one records the run
     path = write_metrics(run_dir, metrics)
+    # A rerun in the folder of a failed or killed attempt succeeded: that attempt's traceback is history.
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
     log.info("metrics written to %s", path)
     return metrics
+
+
+def _global_rank() -> int:
+    """This process's rank in a distributed run (0 outside one)."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        return distributed.get_rank()
+    return int(os.environ.get("RANK", 0)) or int(os.environ.get("LOCAL_RANK", 0))
 
 
 def _is_group(key: str, search_dirs: Sequence[Path] = ()) -> bool:
@@ -193,8 +224,31 @@ Options:
   --cfg job          print the composed config instead of running (with experiment=...)
   --help             this text; with experiment=... Hydra's help for that preset
   --hydra-help       Hydra's own options
-Every knob of a paper is in conf/<paper>/base.yaml; trainer=cpu|gpu|ddp picks the Lightning setup.
+Every knob of a paper is in conf/<paper>/base.yaml; trainer=cpu|gpu|ddp|ddp_cpu picks the Lightning setup;
+hydra/launcher=local|submitit_local|slurm runs a multirun's jobs (README.md says which preset suits which).
 """
+
+
+class SweepFolder(Callback):
+    """Remembers, in the process that launches a multirun, the folder its jobs write to (conf/config.yaml
+    registers it under ``hydra.callbacks``), so that ``main`` can name the jobs that failed."""
+
+    folder: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        SweepFolder.folder = Path(config.hydra.sweep.dir)
+
+
+def report_failed_jobs(sweep_dir: Path) -> str | None:
+    """One message naming every job of the multirun in ``sweep_dir`` that left no metrics, or None."""
+    failures = failed_jobs(sweep_dir)
+    if not failures:
+        return None
+    jobs = len([p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()])
+    lines = [f"multirun: {len(failures)} of {jobs} jobs failed (the others' results stay in {sweep_dir}):"]
+    lines += [f"  {folder.name}: {why}" for folder, why in failures]
+    lines.append("A failed job's traceback is in its error.txt; rerun it with hydra.run.dir=<its folder>.")
+    return "\n".join(lines)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -219,4 +273,12 @@ def main() -> None:
     except UsageError as err:
         print(f"fourfold: {err}", file=sys.stderr)
         sys.exit(2)
-    _hydra_main()
+    SweepFolder.folder = None
+    try:
+        _hydra_main()
+    except SystemExit as err:
+        # Hydra's sweeper raises the first failed job's error (the other jobs have run): name every one.
+        message = report_failed_jobs(SweepFolder.folder) if SweepFolder.folder and err.code else None
+        if message:
+            print(message, file=sys.stderr)
+        raise

@@ -140,3 +140,23 @@ def runs_frame(runs: Iterable[Run], config_keys: Iterable[str] = ()):
         row.update(run.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def failed_jobs(sweep_dir: str | Path) -> list[tuple[Path, str]]:
+    """The jobs of a multirun that left no ``metrics.json``: (job folder, why) in job order, where why is
+    the last line of the job's ``error.txt`` or says that the job left none (killed before it could write)."""
+    failures = []
+    folders = [p.parent.parent for p in Path(sweep_dir).glob(f"*/{CONFIG_FILE.as_posix()}")]
+    for folder in sorted(folders, key=_job_number):
+        if (folder / METRICS_FILE).is_file():
+            continue
+        error = folder / ERROR_FILE
+        lines = error.read_text(encoding="utf-8").strip().splitlines() if error.is_file() else []
+        failures.append((folder, lines[-1] if lines else "no metrics.json and no error.txt (killed?)"))
+    return failures
+
+
+def _job_number(folder: Path) -> tuple[int, str]:
+    """Hydra names a multirun's job folders ``<job number>_<overrides>``."""
+    number, _, _ = folder.name.partition("_")
+    return (int(number) if number.isdigit() else 1 << 30, folder.name)

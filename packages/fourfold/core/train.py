@@ -65,7 +65,6 @@ def fit(
     """
     configure_environment()
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
     from omegaconf import DictConfig, OmegaConf
 
@@ -76,22 +75,15 @@ def fit(
     if isinstance(trainer_cfg, DictConfig):
         trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     run_dir = Path(run_dir)
-    checkpoints = [
-        ModelCheckpoint(
-            dirpath=run_dir / CHECKPOINT_DIR,
-            filename="best" if monitor else "last",
-            monitor=monitor,
-            mode=monitor_mode,
-            save_top_k=1 if monitor else 0,
-            save_last=True,
-            every_n_train_steps=checkpoint_every_n_steps,
-            enable_version_counter=False,
-        )
-    ]
+    checkpoints = _checkpoint_callbacks(
+        run_dir / CHECKPOINT_DIR, monitor, monitor_mode, checkpoint_every_n_steps
+    )
     kwargs = {**dict(trainer_cfg), **trainer_overrides}
     if kwargs.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
-    kwargs["log_every_n_steps"] = _log_interval(kwargs.get("log_every_n_steps"), train_dataloaders)
+    kwargs["log_every_n_steps"] = _log_interval(
+        kwargs.get("log_every_n_steps"), train_dataloaders, _processes(kwargs)
+    )
     progress = []
     if progress_every_s is not None:
         progress = [progress_log(progress_name or type(module).__name__, every_s=progress_every_s)]
@@ -100,7 +92,7 @@ def fit(
         default_root_dir=run_dir,
         # A new logs/version_<n>/ per attempt: a resumed run keeps the earlier attempt's metrics.csv.
         logger=CSVLogger(run_dir, name="logs"),
-        callbacks=[*checkpoints, *progress, *callbacks],
+        callbacks=[*checkpoints, _random_state_callback(), *progress, *callbacks],
         max_epochs=max_epochs,
         max_steps=max_steps,
     )
@@ -121,12 +113,76 @@ def fit(
     return metrics
 
 
-def _log_interval(configured: int | None, train_dataloaders) -> int:
+def _log_interval(configured: int | None, train_dataloaders, processes: int = 1) -> int:
     """Lightning's ``log_every_n_steps``, lowered to the batches of one epoch when an epoch is shorter (else
-    Lightning warns and logs no training step of that epoch)."""
+    Lightning warns and logs no training step of that epoch). Under DDP each of ``processes`` processes
+    takes its share of the batches."""
     interval = int(configured or 50)
     try:
         batches = len(train_dataloaders)
     except TypeError:  # an iterable of unknown length
         return interval
-    return max(1, min(interval, batches))
+    return max(1, min(interval, -(-batches // processes)))
+
+
+def _processes(trainer_kwargs: Mapping[str, Any]) -> int:
+    """How many processes share the data under these Trainer arguments (1 unless a DDP strategy names an
+    integer number of devices)."""
+    devices, nodes = trainer_kwargs.get("devices", 1), trainer_kwargs.get("num_nodes", 1)
+    if "ddp" not in str(trainer_kwargs.get("strategy", "")) or not isinstance(devices, int) or devices < 1:
+        return 1
+    return devices * int(nodes or 1)
+
+
+def _checkpoint_callbacks(folder: Path, monitor: str | None, monitor_mode: str, every_n_steps: int | None):
+    """``last.ckpt`` after every epoch (or every ``every_n_steps`` steps), and ``best.ckpt`` by ``monitor``.
+
+    ``last.ckpt`` comes from a checkpoint of its own (keep the newest one, named "last") rather than from
+    ``save_last=True``: Lightning writes that copy only at steps where a top-k checkpoint was also saved,
+    which without a monitor is the end of training alone, so a killed run had nothing to resume from.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    last = ModelCheckpoint(dirpath=folder, filename=Path(LAST_CHECKPOINT).stem, save_top_k=1,
+                           every_n_train_steps=every_n_steps, enable_version_counter=False)  # fmt: skip
+    if monitor is None:
+        return [last]
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor=monitor, mode=monitor_mode, save_top_k=1,
+                           every_n_train_steps=every_n_steps, enable_version_counter=False)  # fmt: skip
+    return [last, best]
+
+
+def _random_state_callback():
+    """A callback that stores every random generator's state in each checkpoint and restores it as soon as a
+    resumed run loads that checkpoint, so that shuffling and dropout continue exactly as in an uninterrupted
+    run (Lightning saves neither; on resume it draws the first epoch's shuffling seed before any hook runs).
+    """
+    import random
+
+    import numpy as np
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    class RandomState(Callback):
+        @property
+        def state_key(self) -> str:
+            return "fourfold.RandomState"
+
+        def state_dict(self) -> dict:
+            state = {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),  # noqa: NPY002 -- the legacy global state libraries draw from
+                "torch": torch.get_rng_state(),
+            }
+            if torch.cuda.is_available():
+                state["cuda"] = torch.cuda.get_rng_state_all()
+            return state
+
+        def load_state_dict(self, state_dict: dict) -> None:
+            random.setstate(state_dict["python"])
+            np.random.set_state(state_dict["numpy"])  # noqa: NPY002
+            torch.set_rng_state(state_dict["torch"])
+            if "cuda" in state_dict and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+    return RandomState()
