@@ -144,3 +144,52 @@ def test_decoders_run_on_shipped_trees_and_agree_with_dense():
             wide = D.hf_optimal(P[:5], h, beta, max_k=60)
             metric = get_metric(f"hF_{beta:g}", h)
             assert np.all(metric.expected(pred[:5], P[:5]) >= metric.expected(wide, P[:5]) - 1e-12)
+
+
+def screened(P, cost):
+    return D.screened_node_argmin(P, D.ScreeningCost.of(cost))
+
+
+def test_float32_screening_decides_as_float64_on_shipped_trees():
+    from fourfold.hierarchical.bench import gaussian_probs
+
+    for tree in ("tieredimagenet_h", "inat19"):
+        h = Hierarchy.shipped(tree)
+        P = gaussian_probs(h, 300)  # ambiguous posteriors, many probabilities far below float32's range
+        for name in ("wu_palmer", "zhao"):
+            cost = get_metric(name, h).cost
+            values = P @ cost.T
+            nodes = screened(P, cost)
+            np.testing.assert_allclose(values[np.arange(len(P)), nodes], values.min(1), atol=1e-12)
+            rounded = D.dense_node_argmin(P, cost)
+            # the same node, or one whose cost row is identical (float64 rounding broke that tie)
+            assert all(a == b or np.array_equal(cost[a], cost[b]) for a, b in zip(nodes, rounded))
+
+
+def test_float32_screening_separates_costs_closer_than_float32_can():
+    rng = np.random.default_rng(5)
+    n_leaves, n_nodes = 300, 40
+    cost = rng.uniform(0.5, 1.0, size=(n_nodes, n_leaves))
+    P = rng.dirichlet(np.full(n_leaves, 0.3), size=200)
+    # Node 7 is node 3 plus or minus 1e-11 on every leaf (both far below the others): float32 sees one
+    # value, float64 tells them apart, and the sign flips from example to example.
+    cost[3] = rng.uniform(0.0, 0.1, size=n_leaves)
+    cost[7] = cost[3] + 1e-11 * rng.choice([-1.0, 1.0], size=n_leaves)
+    cost[11] = cost[3]  # an exact copy of node 3: ties with it and loses on index
+    exact = D.brute_node_argmin(P, cost)
+    assert set(exact) == {3, 7}  # both win somewhere: the test covers both directions
+    np.testing.assert_array_equal(screened(P, cost), exact)
+    P[:, :50] = 1e-300  # probabilities that underflow to float32 subnormals are handled too
+    np.testing.assert_array_equal(screened(P, cost), D.brute_node_argmin(P, cost))
+
+
+def test_optimal_decode_of_node_metrics_matches_the_pruned_search():
+    rng = np.random.default_rng(6)
+    h = Hierarchy.shipped("inat19")
+    P = rng.dirichlet(np.full(h.n_leaves, 0.05), size=64)
+    for name in ("wu_palmer", "zhao"):
+        metric = get_metric(name, h)
+        values = P @ metric.cost.T
+        for prune in (False, True):
+            nodes = np.argmax(optimal_decode(P, h, metric, prune=prune) * h.depth[None], 1)
+            np.testing.assert_allclose(values[np.arange(64), nodes], values.min(1), atol=1e-12)
