@@ -76,10 +76,28 @@ lint: install ## ruff, plus the rule that papers never import each other
 	$(PY) -m ruff check packages tests
 	$(PY) -m pytest -q -p no:cacheprovider tests/core/test_independence.py
 
-bench: install ## speed benchmarks (ratios against named baselines), every built paper
-	@ran=0; for p in $(PAPERS); do if [ -f packages/fourfold/$$p/bench.py ]; then ran=1; \
-	  echo "== $$p =="; $(PY) -m fourfold.$$p.bench || exit 1; fi; done; \
-	  [ $$ran = 1 ] || echo "no paper has a benchmark yet"
+# `make bench` runs every paper's benchmark with light settings (all four in under 10 minutes on the shared
+# 2-core machine); BENCH=full runs each with its own defaults, the settings of the experiments READMEs.
+BENCH ?= light
+ifeq ($(BENCH),full)
+BENCH_ARGS_scoring :=
+BENCH_ARGS_hierarchical :=
+BENCH_ARGS_critical :=
+BENCH_ARGS_faceblur :=
+else
+BENCH_ARGS_scoring := --scores 2000000 --rows 30000 --repeats 3
+BENCH_ARGS_hierarchical := --n 10000 --repeats 3 --n-baseline 40
+BENCH_ARGS_critical := --batch 8 --tokens 60 --repeats 3
+BENCH_ARGS_faceblur := --frames 16 --repeats 2 --sizes 640x360
+endif
+
+bench: install ## speed benchmarks (ratios against named baselines), every built paper; BENCH=full for the READMEs' settings
+	@start=$$(date +%s); ran=0; \
+	$(foreach p,$(PAPERS),if [ -f packages/fourfold/$(p)/bench.py ]; then ran=1; \
+	  echo "== $(p) == python -m fourfold.$(p).bench $(BENCH_ARGS_$(p))"; \
+	  $(PY) -m fourfold.$(p).bench $(BENCH_ARGS_$(p)) || exit 1; fi; ) \
+	[ $$ran = 1 ] || echo "no paper has a benchmark yet"; \
+	echo "make bench (BENCH=$(BENCH)): $$(( $$(date +%s) - start )) s"
 
 $(PAPERS): install ## (scoring|hierarchical|critical|faceblur) run one paper at SCALE, with ARGS and SEEDS
 	@if [ ! -f packages/fourfold/$@/run.py ] || [ ! -f conf/experiment/$@/$(SCALE).yaml ]; then \
