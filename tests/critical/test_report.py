@@ -55,3 +55,25 @@ def test_t_interval_matches_the_textbook_value():
     mean, low, high, n = t_interval([1.0, 2.0, 3.0])
     half = 4.302652729911275 / np.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n), sd = 1
     assert (mean, n) == (2.0, 3) and np.isclose(low, 2 - half) and np.isclose(high, 2 + half)
+
+
+def test_recipe_table_matches_hand_computed_windows():
+    from fourfold.critical.report import recipe_table
+
+    rows = []
+    for seed, rise in ((0, 0.2), (1, 0.4)):
+        for step in range(10):  # window = 1 iteration: step 0 vs step 9
+            success = 0.5 + (rise if step == 9 else 0.0)
+            rows.append({"kind": "train", "condition": "a", "seed": seed, "step": step, "success": success,
+                         "kl": 0.01 * step, "grad_norm": 1.0})  # fmt: skip
+        for step, acc in ((0, 0.6), (10, 0.7)):
+            rows.append({"kind": "eval", "condition": "a", "seed": seed, "step": step, "acc_rl": acc,
+                         "acc_comfort": 1.0 - 0.1 * seed * (step > 0)})  # fmt: skip
+    runs = pd.DataFrame({"condition": ["a", "a"], "seed": [0, 1], "lr": [0.3, 0.3], "optimizer": ["sgd"] * 2,
+                         "seconds": [100.0, 200.0]})  # fmt: skip
+    table = recipe_table(pd.DataFrame(rows), runs).iloc[0]
+    half = 12.706204736174707 * np.std([0.2, 0.4], ddof=1) / np.sqrt(2)  # t_{0.975, 1}
+    assert np.isclose(table["first"], 0.5) and np.isclose(table["last"], 0.8)
+    assert np.isclose(table.difference, 0.3) and np.isclose(table.ci_high - table.difference, half)
+    assert np.isclose(table.kl_last, 0.09) and np.isclose(table.comfort_min, 0.95)
+    assert (table.acc_start, table.acc_end, table.seconds, table.optimizer) == (0.6, 0.7, 150.0, "sgd")

@@ -189,3 +189,59 @@ def test_rl_settings_check_the_group_layout():
     with pytest.raises(ValueError, match="group_size >= 2"):
         RLSettings(n_digits=2, episodes=8, group_size=1, baseline="rloo").validate(512)
     RLSettings(n_digits=2, episodes=8, group_size=1, baseline="batch").validate(512)
+
+
+def test_the_optimizer_knob_picks_sgd_or_adam_and_rejects_others():
+    from fourfold.critical.lit import RLLit, RLSettings
+    from fourfold.critical.model import build_model
+    from fourfold.critical.tokenizer import CharTokenizer
+
+    with pytest.raises(ValueError, match="optimizer"):
+        RLSettings(n_digits=2, optimizer="rmsprop").validate(512)
+    tok = CharTokenizer()
+    for name, kind in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)):
+        model = build_model("micro", tok.vocab_size)
+        settings = RLSettings(n_digits=1, episodes=4, group_size=2, optimizer=name, lr=0.5, warmup_steps=2)
+        module = RLLit(model, build_model("micro", tok.vocab_size), tok, settings)
+        [opt], [sched] = module.configure_optimizers()
+        assert isinstance(opt, kind) and opt.param_groups[0]["lr"] == 0.25  # warm-up: step 1 of 2
+
+
+def test_an_sgd_step_moves_the_weights_by_lr_times_the_gradient():
+    """Plain SGD: theta' = theta - lr * grad, so weights without gradient stay put (unlike Adam's first
+    step, which moves every weight with a non-zero gradient by about lr, whatever its size)."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    grad = torch.tensor([0.5, 0.0, 1e-6])
+    sgd = torch.optim.SGD([w], lr=0.1)
+    w.grad = grad.clone()
+    sgd.step()
+    assert torch.allclose(w.detach(), torch.tensor([1.0 - 0.05, -2.0, 3.0 - 1e-7]))
+    v = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    adam = torch.optim.Adam([v], lr=0.1)
+    v.grad = grad.clone()
+    adam.step()
+    step = (torch.tensor([1.0, -2.0, 3.0]) - v.detach()).abs()
+    assert torch.allclose(step[[0, 2]], torch.tensor([0.1, 0.1]), rtol=0.1) and step[1] == 0
+
+
+def test_momentum_is_an_sgd_knob_in_zero_one():
+    from fourfold.critical.lit import RLSettings
+
+    RLSettings(n_digits=2, optimizer="sgd", momentum=0.9).validate(512)
+    for bad in (dict(optimizer="adam", momentum=0.9), dict(optimizer="sgd", momentum=1.0)):
+        with pytest.raises(ValueError, match="momentum"):
+            RLSettings(n_digits=2, **bad).validate(512)
+
+
+def test_head_parameters_are_the_tied_embedding_and_the_layer_norms():
+    from fourfold.critical.lit import trainable_parameters
+    from fourfold.critical.model import build_model
+
+    model = build_model("micro", 41)
+    head = {id(p) for p in trainable_parameters(model, "head")}
+    assert id(model.lm_head.weight) in head  # tied to the token embedding
+    for name, p in model.named_parameters():
+        assert (id(p) in head) == ("wte" in name or "ln_" in name), name
+    assert len(trainable_parameters(model, "all")) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="trainable"):
+        trainable_parameters(model, "mlp")

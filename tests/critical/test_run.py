@@ -103,3 +103,18 @@ def test_run_folders_ignore_knobs_that_do_not_shape_a_run():
     for override in ("critical.rl.only_finished=true", "critical.rl.checkpoint_every=3",
                      "critical.rl.beta_rule.keep=0.5"):  # fmt: skip
         assert rl_run_dir(config(override).critical, "ref", std, 0.0, 0, 80) == a
+
+
+def test_later_knobs_at_their_old_value_keep_earlier_run_folders():
+    from omegaconf import OmegaConf
+
+    from fourfold.critical.run import LATER_KNOBS, rl_run_dir
+
+    c = config().critical
+    std = c.rl.conditions[0]
+    old = OmegaConf.create(OmegaConf.to_container(c))
+    for key in LATER_KNOBS:
+        del old.rl[key]  # the config as it was before these knobs existed
+    assert rl_run_dir(c, "ref", std, 0.0, 0, 80) == rl_run_dir(old, "ref", std, 0.0, 0, 80)
+    moved = config("critical.rl.optimizer=sgd", "critical.rl.trainable=head").critical
+    assert rl_run_dir(moved, "ref", std, 0.0, 0, 80) != rl_run_dir(c, "ref", std, 0.0, 0, 80)

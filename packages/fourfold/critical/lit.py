@@ -28,6 +28,22 @@ from fourfold.critical.pretrain import target_loss, warmup_cosine
 from fourfold.critical.rl import LossConfig, baseline_advantages, gae, leave_one_out_advantages, rl_loss
 from fourfold.critical.rollout import action_log_probs, reference_outputs, sample, teacher_forced
 
+OPTIMIZERS = ("adam", "sgd")
+TRAINABLE = ("all", "head", "norms")
+
+
+def trainable_parameters(model, which: str) -> list:
+    """The policy's parameters that RL updates: ``all``; ``norms``: every LayerNorm's gain and bias (a few
+    thousand numbers; the final one sets the scale of the logits, i.e. how sharp the next-token
+    distribution is); ``head``: the norms plus the token embedding (tied to the output layer in GPT-2)."""
+    if which == "all":
+        return list(model.parameters())
+    if which == "norms":
+        return [p for name, p in model.named_parameters() if ".ln_" in name]
+    if which == "head":
+        return [p for name, p in model.named_parameters() if "wte" in name or ".ln_" in name]
+    raise ValueError(f"trainable must be one of {TRAINABLE}, got {which!r}")
+
 
 class PretrainLit(L.LightningModule):
     """Target-only next-token loss, AdamW, linear warmup then cosine decay, gradient clipping by Trainer."""
@@ -68,6 +84,9 @@ class RLSettings:
     algorithm: str = "reinforce"  # reinforce | a2c
     baseline: str = "rloo"  # reinforce's baseline: rloo (leave-one-out within a prompt's group) | batch
     group_size: int = 4  # samples per prompt; ``episodes`` = prompts x group_size
+    optimizer: str = "adam"  # adam | sgd (plain gradient steps: no per-weight normalisation)
+    trainable: str = "all"  # all | norms: the LayerNorms only | head: norms + tied token embedding
+    momentum: float = 0.0  # sgd's heavy-ball momentum (averages gradients over ~1/(1-m) steps)
     lr: float = 1e-4
     warmup_steps: int = 0  # linear learning-rate warm-up over the first iterations
     gamma: float = 1.0
@@ -94,6 +113,12 @@ class RLSettings:
             )
         if self.algorithm == "reinforce" and self.baseline == "rloo" and self.group_size < 2:
             raise ValueError("the rloo baseline needs group_size >= 2 samples per prompt")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not 0.0 <= self.momentum < 1.0 or (self.momentum and self.optimizer != "sgd"):
+            raise ValueError(f"momentum must be in [0, 1) and only with optimizer sgd, got {self.momentum}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
         if self.kl_mode not in ("standard", "prioritized", "uniform", "none"):
             raise ValueError(f"kl_mode must be standard|prioritized|uniform|none, got {self.kl_mode!r}")
         digits = self.n_digits + self.plus_k
@@ -128,8 +153,14 @@ class RLLit(L.LightningModule):
             raise ValueError("algorithm 'a2c' needs a critic head")
 
     def configure_optimizers(self):
-        params = list(self.policy.parameters()) + (list(self.critic.parameters()) if self.critic else [])
-        opt = torch.optim.Adam(params, lr=self.settings.lr)
+        policy_params = trainable_parameters(self.policy, self.settings.trainable)
+        params = policy_params + (list(self.critic.parameters()) if self.critic else [])
+        # Adam divides each weight's step by its own gradient scale, so with a fresh state every weight moves
+        # by about lr per step, signal or noise; SGD moves along the estimated policy gradient only.
+        if self.settings.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=self.settings.lr, momentum=self.settings.momentum)
+        else:
+            opt = torch.optim.Adam(params, lr=self.settings.lr)
         warmup = max(1, self.settings.warmup_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         return [opt], [sched]
@@ -204,15 +235,12 @@ class RLLit(L.LightningModule):
         mask = rollout.action_mask
         logits, hidden = teacher_forced(self.policy, rollout, output_hidden=True)
         logp, entropy = action_log_probs(logits, rollout.actions, s.temperature)
-        if s.kl_mode == "none" or s.loss.kl_coef == 0:
-            # No KL term: skip the reference's forward pass (a quarter of an iteration's compute).
-            weights, logp_ref = torch.zeros_like(logp), logp.detach()
-        else:
-            ref = reference_outputs(self.reference, rollout, s.temperature)
-            weights = token_weights(
-                s.kl_mode, ref.logits, mask, s.beta, s.certainty_kind, s.certainty_temperature
-            )
-            logp_ref = ref.logp
+        # The reference's pass also runs without a KL term (weights 0): its KL is how far the policy moved.
+        ref = reference_outputs(self.reference, rollout, s.temperature)
+        weights = token_weights(
+            s.kl_mode, ref.logits, mask, s.beta, s.certainty_kind, s.certainty_temperature
+        )
+        logp_ref = ref.logp
         values = returns = None
         if s.algorithm == "a2c":
             critic_device = next(self.critic.parameters()).device
@@ -226,6 +254,9 @@ class RLLit(L.LightningModule):
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
+        params = [p for group in opt.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        stats["grad_norm"] = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+        stats["lr"] = float(opt.optimizer.param_groups[0]["lr"])
         opt.step()
         self.lr_schedulers().step()
         valid_w = weights[mask].float()

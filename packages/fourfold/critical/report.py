@@ -255,6 +255,90 @@ def rl_outputs(curves: pd.DataFrame, out: Path) -> None:
     write_table(table, out / "tables" / "rl_final", values=values)
 
 
+RECIPE_COLUMNS = ("mode", "optimizer", "lr", "warmup_steps", "episodes", "group_size", "iterations")
+
+
+def _window_mean(g: pd.DataFrame, col: str, last: bool, window: float = LEARNING_WINDOW) -> float:
+    """Mean of ``col`` over the first (or last) ``window`` share of a run's iterations."""
+    end = int(g.step.max())
+    width = max(1, int(round(window * (end + 1))))
+    part = g[g.step > end - width] if last else g[g.step < width]
+    return float(part[col].mean()) if col in part.columns else float("nan")
+
+
+def recipe_table(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per condition: its recipe (``rl_runs.csv``), then means over seeds of the sampled success
+    in the first and last 10% of iterations (and the difference's 95% t-interval), the k2 KL to the
+    reference and the gradient norm over the last 10%, greedy N+1 accuracy at the first and last
+    evaluation, the lowest in-distribution accuracy seen, and the run's seconds."""
+    train, evals = curves[curves.kind == "train"], curves[curves.kind == "eval"]
+    rows = []
+    for cond, runs_c in runs.groupby("condition", sort=False):
+        per_seed = []
+        for seed, g in train[train.condition == cond].groupby("seed"):
+            e = evals[(evals.condition == cond) & (evals.seed == seed)].sort_values("step")
+            per_seed.append({
+                "first": _window_mean(g, "success", last=False),
+                "last": _window_mean(g, "success", last=True),
+                "kl_last": _window_mean(g, "kl", last=True),
+                "grad_norm_last": _window_mean(g, "grad_norm", last=True),
+                "acc_start": e.acc_rl.iloc[0], "acc_end": e.acc_rl.iloc[-1],
+                "comfort_min": e.acc_comfort.min(),
+            })  # fmt: skip
+        if not per_seed:
+            continue
+        seeds = pd.DataFrame(per_seed)
+        diff = t_interval(seeds["last"] - seeds["first"])
+        recipe = {k: runs_c[k].iloc[0] for k in RECIPE_COLUMNS if k in runs_c.columns}
+        rows.append({"condition": cond, **recipe, **seeds.mean().to_dict(), "difference": diff[0],
+                     "ci_low": diff[1], "ci_high": diff[2], "seeds": diff[3],
+                     "seconds": float(runs_c.seconds.mean())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def probe_table(rl_dir: Path, seed: int = 0, baseline: str | None = None) -> pd.DataFrame:
+    """One row per RL run folder of ``seed`` under ``rl_dir`` (``<cache>/rl/<reference>``), finished or
+    stopped: iterations reached, sampled success over iterations 0-4, 5-9, 10-19 and 30-39 (the prompts of
+    an iteration depend only on the seed and the iteration, so a column compares runs on the same
+    episodes' prompts), the k2 KL to the reference over the last 5 iterations reached and its maximum, the
+    mean gradient norm, the last greedy N+1 and in-distribution accuracies, and the seconds of a finished
+    run. ``baseline``: a folder name whose success is subtracted in ``vs_baseline_10_19``."""
+    rows = []
+    for folder in sorted(Path(rl_dir).glob(f"*_seed{seed}_*")):
+        path = folder / "curves.jsonl"
+        if not path.is_file():
+            continue
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        frame = pd.DataFrame(records).drop_duplicates(subset=["kind", "step"], keep="last")
+        train = frame[frame.kind == "train"].set_index("step").sort_index()
+        evals = frame[frame.kind == "eval"].sort_values("step")
+        if train.empty:
+            continue
+        done = folder / "done"
+
+        def success(lo: int, hi: int, train=train) -> float:
+            window = train.loc[(train.index >= lo) & (train.index <= hi), "success"]
+            return float(window.mean()) if len(window) == hi - lo + 1 else float("nan")
+
+        last5 = train.iloc[-5:]
+        rows.append({
+            "run": folder.name, "finished": done.is_file(), "iterations": int(train.index.max()) + 1,
+            "success_0_4": success(0, 4), "success_5_9": success(5, 9), "success_10_19": success(10, 19),
+            "success_30_39": success(30, 39),
+            "kl_last5": float(last5["kl"].mean()), "kl_max": float(train["kl"].max()),
+            "grad_norm": float(train["grad_norm"].mean()) if "grad_norm" in train else float("nan"),
+            "last_eval": int(evals.step.iloc[-1]), "acc_rl": float(evals.acc_rl.iloc[-1]),
+            "acc_comfort": float(evals.acc_comfort.iloc[-1]),
+            "seconds": float(done.read_text().split()[0]) if done.is_file() else float("nan"),
+        })  # fmt: skip
+    table = pd.DataFrame(rows)
+    if baseline is not None and len(table) and baseline in set(table.run):
+        table["vs_baseline_10_19"] = table.success_10_19 - float(
+            table.loc[table.run == baseline, "success_10_19"].iloc[0]
+        )
+    return table
+
+
 def degrees_outputs(curves: pd.DataFrame, out: Path) -> None:
     evals = curves[curves.kind == "eval"]
     curve_panels(
@@ -301,6 +385,10 @@ def build(out: Path = OUT) -> list[str]:
         if frame is not None and len(frame):
             make(frame, out)
             made.append(name)
+    curves, runs = _read(out, "rl_curves"), _read(out, "rl_runs")
+    if curves is not None and runs is not None and "lr" in runs.columns:
+        write_table(recipe_table(curves, runs), out / "tables" / "rl_recipes")
+        made.append("rl_recipes")
     return made
 
 
@@ -309,7 +397,15 @@ def main(argv=None) -> None:
     parser.add_argument("--preset", action="append", help=f"preset(s) to report (default: {PRESETS})")
     parser.add_argument("--runs", default="runs", help="the run folders' root")
     parser.add_argument("--no-collect", action="store_true", help="only rebuild from committed results")
+    probes_help = "also tabulate every seed-0 RL run folder (finished or stopped) under this directory"
+    probes_help += " (<cache>/rl/<reference>) into ablations/tables/probes"
+    parser.add_argument("--probes", help=probes_help)
+    parser.add_argument("--baseline", help="with --probes: the run folder the others are compared with")
     args = parser.parse_args(argv)
+    if args.probes:
+        table = probe_table(Path(args.probes), baseline=args.baseline)
+        write_table(table, OUT / "ablations" / "tables" / "probes")
+        print(f"probes: {len(table)} run folders -> {OUT / 'ablations' / 'tables' / 'probes.md'}")
     for preset in args.preset or PRESETS:
         out = OUT / preset
         if not args.no_collect:

@@ -71,9 +71,14 @@ def condition_beta(condition, rule_beta: float | None) -> float:
 
 # Knobs of ``critical.rl`` that a condition may override (ablations of the recipe run as conditions).
 CONDITION_OVERRIDES = (
-    "iterations", "episodes", "group_size", "baseline", "algorithm", "lr", "warmup_steps", "entropy_coef",
-    "temperature",
+    "iterations", "episodes", "group_size", "baseline", "algorithm", "trainable", "optimizer", "momentum",
+    "lr", "warmup_steps", "entropy_coef", "temperature",
 )  # fmt: skip
+
+
+# Knobs added after RL runs were cached, with the value those runs had: at that value a knob stays out of
+# the folder's key, so the earlier runs are still found.
+LATER_KNOBS = {"optimizer": "adam", "momentum": 0.0, "trainable": "all"}
 
 
 def _knob(c: DictConfig, condition, key: str):
@@ -110,6 +115,9 @@ def rl_settings(
         algorithm=str(_knob(c, condition, "algorithm")),
         baseline=str(_knob(c, condition, "baseline")),
         group_size=int(_knob(c, condition, "group_size")),
+        trainable=str(_knob(c, condition, "trainable")),
+        optimizer=str(_knob(c, condition, "optimizer")),
+        momentum=float(_knob(c, condition, "momentum")),
         lr=float(_knob(c, condition, "lr")),
         warmup_steps=int(_knob(c, condition, "warmup_steps")),
         gamma=float(r.gamma),
@@ -363,6 +371,9 @@ def rl_run_dir(c: DictConfig, reference: str, condition, beta: float, seed: int,
     # enters through `beta` itself.
     for key in ("conditions", "seeds", "iterations", "checkpoint_every", "only_finished", "beta_rule"):
         shaping.pop(key, None)
+    for key, default in LATER_KNOBS.items():  # knobs added later do not move the runs made before them
+        if shaping.get(key) == default:
+            shaping.pop(key)
     shaping.update(condition=dict(OmegaConf.to_container(condition)), beta=beta, iterations=iterations)
     digest = hashlib.sha1(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:8]
     return Path(c.cache_dir) / "rl" / reference / f"{condition.name}_seed{seed}_{digest}"
@@ -436,7 +447,7 @@ def main(cfg: DictConfig) -> dict[str, float]:
         rule_beta, rule_table = stage_beta_rule(c, models[main_spec.name], tok, main_spec)
         write_csv(rule_table, results / "beta_rule.csv")
         metrics["beta_rule"] = rule_beta
-        jobs, labels = [], []
+        jobs, labels, recipes = [], [], []
         # Seed-major order: an interrupted stage leaves whole seeds of every condition (paired comparisons).
         for seed in c.rl.seeds:
             for cond in c.rl.conditions:
@@ -449,18 +460,22 @@ def main(cfg: DictConfig) -> dict[str, float]:
                 )  # fmt: skip
                 jobs.append((models[main_spec.name], tok, settings, iterations, where))
                 labels.append({"condition": str(cond.name), "seed": int(seed), "beta": beta})
+                knobs = {k: _knob(c, cond, k) for k in CONDITION_OVERRIDES}
+                recipes.append({"mode": str(cond.mode), **knobs})
         finished = [(j[-1] / "done").is_file() for j in jobs]
         log.info("RL: %d runs (%d finished before) in %s", len(jobs), sum(finished),
                  Path(c.cache_dir) / "rl")  # fmt: skip
         if bool(c.rl.only_finished):  # report what has finished, run nothing
             jobs = [j for j, done in zip(jobs, finished) if done]
             labels = [lab for lab, done in zip(labels, finished) if done]
+            recipes = [rec for rec, done in zip(recipes, finished) if done]
             if not jobs:
                 raise ValueError("critical.rl.only_finished=true but no RL run of this config has finished")
         frames = [curve_rows(f, **lab) for f, lab in zip(run_all(cfg, jobs), labels)]
         curves = pd.concat(frames, ignore_index=True)
         write_csv(curves, results / "rl_curves.csv")
-        write_csv(run_times(jobs, labels), results / "rl_runs.csv")
+        recipe_labels = [{**lab, **rec} for lab, rec in zip(labels, recipes)]
+        write_csv(run_times(jobs, recipe_labels), results / "rl_runs.csv")
         evals = curves[curves.kind == "eval"]
         final = evals[evals.step == evals.groupby("condition").step.transform("max")]
         for name, group in final.groupby("condition"):
