@@ -91,7 +91,7 @@ BENCH_ARGS_critical := --batch 8 --tokens 60 --repeats 3
 BENCH_ARGS_faceblur := --frames 16 --repeats 2 --sizes 640x360
 endif
 
-bench: install ## speed benchmarks (ratios against named baselines), every built paper; BENCH=full for the READMEs' settings
+bench: install ## speed benchmarks (ratios against named baselines), light settings (< 10 min); BENCH=full: each bench's defaults
 	@start=$$(date +%s); ran=0; \
 	$(foreach p,$(PAPERS),if [ -f packages/fourfold/$(p)/bench.py ]; then ran=1; \
 	  echo "== $(p) == python -m fourfold.$(p).bench $(BENCH_ARGS_$(p))"; \

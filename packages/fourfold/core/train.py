@@ -8,6 +8,7 @@ go through the same function.
 """
 
 import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,14 +98,17 @@ def fit(
         max_steps=max_steps,
     )
     resume_from = last_checkpoint(run_dir) if resume else None
-    # Our own checkpoints hold optimiser state, not only tensors: Lightning needs weights_only=False.
-    trainer.fit(
-        module,
-        train_dataloaders,
-        val_dataloaders,
-        ckpt_path=str(resume_from) if resume_from else None,
-        weights_only=False if resume_from else None,
-    )
+    with warnings.catch_warnings():
+        # Resuming writes into the folder that holds the checkpoint resumed from: expected, not a problem.
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty")
+        # Our own checkpoints hold optimiser state, not only tensors: Lightning needs weights_only=False.
+        trainer.fit(
+            module,
+            train_dataloaders,
+            val_dataloaders,
+            ckpt_path=str(resume_from) if resume_from else None,
+            weights_only=False if resume_from else None,
+        )
     metrics = {
         k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
     }
