@@ -77,3 +77,19 @@ def test_recipe_table_matches_hand_computed_windows():
     assert np.isclose(table.difference, 0.3) and np.isclose(table.ci_high - table.difference, half)
     assert np.isclose(table.kl_last, 0.09) and np.isclose(table.comfort_min, 0.95)
     assert (table.acc_start, table.acc_end, table.seconds, table.optimizer) == (0.6, 0.7, 150.0, "sgd")
+
+
+def test_learning_table_pairs_each_condition_with_the_frozen_control_by_seed():
+    from fourfold.critical.report import learning_table
+
+    rows = []
+    for seed, gain in ((0, 0.1), (1, 0.2), (2, 0.3)):
+        for step in range(10):
+            base = 0.4 + 0.05 * seed  # harder or easier prompts per seed, shared by both conditions
+            rows.append({"condition": "frozen", "seed": seed, "step": step, "success": base})
+            rows.append({"condition": "a", "seed": seed, "step": step, "success": base + gain * (step == 9)})
+    table = learning_table(pd.DataFrame(rows)).set_index("condition")
+    half = 4.302652729911275 * 0.1 / np.sqrt(3)  # t_{0.975, 2} * sd(0.1, 0.2, 0.3) / sqrt(3)
+    assert np.isclose(table.loc["a", "vs_frozen"], 0.2)
+    assert np.isclose(table.loc["a", "vs_frozen_high"], 0.2 + half)
+    assert np.isclose(table.loc["frozen", "vs_frozen"], 0.0) and table.loc["a", "vs_frozen_seeds"] == 3

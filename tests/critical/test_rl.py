@@ -245,3 +245,32 @@ def test_head_parameters_are_the_tied_embedding_and_the_layer_norms():
     assert len(trainable_parameters(model, "all")) == len(list(model.parameters()))
     with pytest.raises(ValueError, match="trainable"):
         trainable_parameters(model, "mlp")
+
+
+def test_lr_zero_is_the_frozen_control_with_the_same_episodes(tmp_path, trainer_cfg):
+    """lr 0 leaves the policy equal to the reference and logs the success of the very episodes a learning
+    run of the same seed samples at its first iteration (same prompts, same random numbers)."""
+    import dataclasses
+    import json
+
+    from fourfold.critical.rl import fine_tune
+
+    policy, ref, tok, settings, _ = rl_setup(tmp_path, "frozen", "reinforce")
+    frozen = dataclasses.replace(settings, lr=0.0, group_size=2)
+    metrics = fine_tune(policy, ref, tok, frozen, iterations=2, run_dir=tmp_path / "frozen",
+                        trainer_cfg=trainer_cfg)  # fmt: skip
+    assert metrics["global_step"] == 2
+    for p, q in zip(policy.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+    policy2, ref2, _, settings2, _ = rl_setup(tmp_path, "learning", "reinforce")
+    learning = dataclasses.replace(settings2, group_size=2)
+    fine_tune(policy2, ref2, tok, learning, iterations=1, run_dir=tmp_path / "learning",
+              trainer_cfg=trainer_cfg)  # fmt: skip
+
+    def first_success(name):
+        rows = [json.loads(x) for x in (tmp_path / name / "curves.jsonl").read_text().splitlines()]
+        return [r["success"] for r in rows if r["kind"] == "train" and r["step"] == 0]
+
+    assert first_success("frozen") == first_success("learning")
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        dataclasses.replace(settings, lr=-1.0).validate(512)

@@ -113,6 +113,8 @@ class RLSettings:
             )
         if self.algorithm == "reinforce" and self.baseline == "rloo" and self.group_size < 2:
             raise ValueError("the rloo baseline needs group_size >= 2 samples per prompt")
+        if self.lr < 0:
+            raise ValueError(f"lr must be >= 0 (0: the frozen control), got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not 0.0 <= self.momentum < 1.0 or (self.momentum and self.optimizer != "sgd"):
@@ -233,6 +235,16 @@ class RLLit(L.LightningModule):
             self.evaluate()
         rollout, rewards, success = self.collect(step)
         mask = rollout.action_mask
+        if s.lr == 0:
+            # The frozen control: the reference's own success on the same prompts and random numbers as
+            # every other condition of this seed. No gradient; the empty step only advances the counter.
+            opt = self.optimizers()
+            opt.zero_grad()
+            opt.step()
+            self.lr_schedulers().step()
+            episode_len = float(mask.sum(-1).float().mean())
+            self._write({"step": step, "kind": "train", **success, "episode_len": episode_len})
+            return
         logits, hidden = teacher_forced(self.policy, rollout, output_hidden=True)
         logp, entropy = action_log_probs(logits, rollout.actions, s.temperature)
         # The reference's pass also runs without a KL term (weights 0): its KL is how far the policy moved.

@@ -32,6 +32,7 @@ RESULT_FILES = (
 )
 REFERENCE_CONDITION = "standard"  # paired comparisons are against this condition (same seeds, same prompts)
 LEARNING_WINDOW = 0.1  # first and last 10% of iterations for the learning evidence
+FROZEN_CONDITION = "frozen"  # lr 0: the reference's success on the same prompts and random numbers
 
 
 def collect(runs_root: Path, preset: str, out: Path) -> str | None:
@@ -143,8 +144,10 @@ def smoothed_success(train: pd.DataFrame, window: int = 10) -> pd.DataFrame:
 
 def learning_table(train: pd.DataFrame, window: float = LEARNING_WINDOW) -> pd.DataFrame:
     """Per condition: sampled training success over the first and the last ``window`` share of iterations,
-    and their difference (per seed) with a 95% t-interval over seeds."""
-    rows = []
+    and their difference (per seed) with a 95% t-interval over seeds. With a ``frozen`` condition (lr 0:
+    the reference on the same prompts and random numbers), also the last window's success minus the
+    frozen one's on the same seeds (``vs_frozen``), which removes the prompts' difficulty."""
+    rows, last_windows = [], {}
     for cond, g in train.groupby("condition"):
         last = int(g.step.max())
         width = max(1, int(round(window * (last + 1))))
@@ -152,13 +155,20 @@ def learning_table(train: pd.DataFrame, window: float = LEARNING_WINDOW) -> pd.D
             "first": g[g.step < width].groupby("seed").success.mean(),
             "last": g[g.step > last - width].groupby("seed").success.mean(),
         })  # fmt: skip
+        last_windows[cond] = per_seed["last"]
         diff = t_interval(per_seed["last"] - per_seed["first"])
         rows.append(
             {"condition": cond, "iterations": last + 1, "window": width, "first": per_seed["first"].mean(),
              "last": per_seed["last"].mean(), "difference": diff[0], "ci_low": diff[1], "ci_high": diff[2],
              "seeds": diff[3]}
         )  # fmt: skip
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if FROZEN_CONDITION in last_windows:
+        frozen = last_windows[FROZEN_CONDITION]
+        paired = [t_interval((last_windows[c] - frozen).dropna()) for c in table.condition]
+        for i, name in enumerate(("vs_frozen", "vs_frozen_low", "vs_frozen_high", "vs_frozen_seeds")):
+            table[name] = [p[i] for p in paired]
+    return table
 
 
 def paired_table(evals: pd.DataFrame, train: pd.DataFrame, reference: str = REFERENCE_CONDITION):
