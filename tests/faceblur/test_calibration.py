@@ -29,5 +29,9 @@ def test_photo_outcome_counts_covered_faces_and_false_pixels():
 def test_best_respects_the_budget():
     rows = cal.sweep([_photo()], [0.3, 0.5, 0.7, 0.9], split=0.6, mask_scale=1.6)
     choice = cal.best(rows, budget=0.0)
-    assert choice["covered"] == 1.0 and choice["false_mean"] == 0.0 and choice["small"] > 0.4
+    assert choice["covered"] == 1.0 and choice["false_mean"] == 0.0
+    assert (choice["small"], choice["large"]) == (0.5, 0.7)  # the lowest that keep both false boxes out
+    assert cal.best(rows, budget=100.0)["small"] == 0.3  # everything allowed: the lowest of all
     assert cal.best(rows, budget=-1.0) is None
+    single = cal.best(rows, budget=0.0, single=True)
+    assert (single["small"], single["large"]) == (0.7, 0.7)  # one threshold must keep both boxes out

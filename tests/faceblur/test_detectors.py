@@ -98,5 +98,8 @@ def test_yolo_threshold_travels_with_the_weights(tmp_path):
     assert detectors.YoloDetector(calibrated).threshold == 0.55
     assert detectors.YoloDetector(calibrated, threshold=0.2).threshold == 0.2  # the user's wins
     assert detectors.make_detector("yolo", weights=calibrated).threshold == 0.55
+    assert not detectors.YoloDetector(calibrated).flip
+    flipped = yolo.with_threshold(plain, tmp_path / "flipped.pt", 0.5, flip=True)
+    assert detectors.YoloDetector(flipped).flip and not detectors.YoloDetector(flipped, flip=False).flip
     with pytest.raises(ValueError, match="in \\(0, 1\\)"):
         yolo.with_threshold(plain, tmp_path / "bad.pt", 1.0)

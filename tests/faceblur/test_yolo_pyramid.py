@@ -10,7 +10,7 @@ def _detector(outputs, pyramid, upscale=False):
     """A YoloDetector whose passes return fixed (boxes, scores) per size, no model loaded."""
     det = object.__new__(YoloDetector)
     det.imgsz, det.pyramid, det.threshold, det.iou, det.max_box_frac = None, pyramid, 0.3, 0.5, None
-    det.upscale = upscale
+    det.upscale, det.flip = upscale, False
     det._torch = torch
     det.calls = []
 
@@ -56,3 +56,36 @@ def test_upscale_adds_a_pass_at_twice_the_size_of_small_frames_only():
     off = _detector({}, (640, 320))
     off.detect(np.zeros((300, 400, 3), np.uint8))
     assert off.calls == [400, 320]
+
+
+def test_fuse_flipped_averages_matched_boxes_and_halves_the_rest():
+    from fourfold.faceblur.detectors import fuse_flipped
+
+    a = np.array([[10, 10, 50, 60], [200, 10, 240, 50]], float)  # a face; a texture seen from one side only
+    b = np.array([[12, 10, 52, 60], [400, 300, 420, 320]], float)  # the face again; another one-sided box
+    boxes, scores = fuse_flipped(a, [0.8, 0.7], b, [0.6, 0.4])
+    order = np.argsort(-scores)
+    np.testing.assert_allclose(scores[order], [0.7, 0.35, 0.2])
+    np.testing.assert_allclose(boxes[order][0], [11, 10, 51, 60])
+    empty, none = fuse_flipped(np.zeros((0, 4)), [], np.zeros((0, 4)), [])
+    assert empty.shape == (0, 4) and none.shape == (0,)
+    only_b, s = fuse_flipped(np.zeros((0, 4)), [], b, [0.6, 0.4])
+    np.testing.assert_allclose(s, [0.3, 0.2])
+
+
+def test_flip_mirrors_boxes_back_before_fusing():
+    det = _detector({}, (640, 320))
+    det.flip = True
+    width = 400
+
+    def fake_pass(frame, size, threshold=None):
+        mirrored = frame[0, 0, 0] == 1  # the test marks the mirrored view in its top-left pixel
+        box = [width - 60, 20, width - 20, 70] if mirrored else [20, 20, 60, 70]
+        return np.array([box], float), np.array([0.5])
+
+    det._pass = fake_pass
+    frame = np.zeros((300, width, 3), np.uint8)
+    frame[0, -1, 0] = 1  # becomes the top-left pixel once mirrored
+    boxes, scores = det.detect(frame)
+    np.testing.assert_allclose(boxes, [[20, 20, 60, 70]])
+    np.testing.assert_allclose(scores, [0.5])

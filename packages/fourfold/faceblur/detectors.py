@@ -63,6 +63,7 @@ class YoloDetector:
         max_box_frac: float | None = None,
         pyramid: tuple[int, ...] | None = None,
         upscale: bool = False,
+        flip: bool | None = None,
     ):
         import torch
 
@@ -71,25 +72,45 @@ class YoloDetector:
         payload = yolo.read_weights(weights or packaged_weights("yolo_face.pt"))
         self.model, self.trained_size = yolo.build_model(payload, weights)
         # None = the threshold calibrated for these weights when the file carries one, else the authors' 0.3
+        # ... and flip None = as the weights were calibrated (a threshold for flip-fused scores or not)
         if threshold is None:
             threshold = yolo.stored_threshold(payload) or YOLO_THRESHOLD
+        if flip is None:
+            flip = yolo.stored_flip(payload)
         # None = native resolution (the authors' default): faces keep the pixel size they were trained at.
         self.imgsz = int(imgsz) if imgsz else None
         self.pyramid = tuple(int(p) for p in (YOLO_PYRAMID if pyramid is None else pyramid))
         self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
         # upscale: frames up to UPSCALE_MAX px also get a pass at twice their size (for small faces)
         self.upscale = bool(upscale)
+        # flip: every pass also runs on the mirrored frame; a box's score is the mean of both views' (0 for
+        # a view that does not see it), so a texture that looks like a face from one side only drops
+        self.flip = bool(flip)
         self._torch = torch
 
-    def _pass(self, frame: np.ndarray, size: int):
+    def _pass(self, frame: np.ndarray, size: int, threshold: float | None = None):
         from fourfold.faceblur import yolo
+
+        threshold = self.threshold if threshold is None else threshold
 
         image, scale, pad = yolo.letterbox(frame, size)
         x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
         with self._torch.inference_mode():
             out = self.model(x)
         raw = out[0] if isinstance(out, (list, tuple)) else out
-        return yolo.decode(raw[0], scale, pad, self.threshold, self.iou)
+        return yolo.decode(raw[0], scale, pad, threshold, self.iou)
+
+    def _flipped_pass(self, frame: np.ndarray, size: int):
+        """Both views at a low floor, fused (``fuse_flipped``), then the threshold."""
+        width = frame.shape[1]
+        boxes, scores = self._pass(frame, size, FLIP_FLOOR)
+        mirrored, m_scores = self._pass(np.ascontiguousarray(frame[:, ::-1]), size, FLIP_FLOOR)
+        mirrored = np.column_stack(
+            [width - mirrored[:, 2], mirrored[:, 1], width - mirrored[:, 0], mirrored[:, 3]]
+        )
+        boxes, scores = fuse_flipped(boxes, scores, mirrored.reshape(-1, 4), m_scores, self.iou)
+        keep = scores >= self.threshold
+        return boxes[keep], scores[keep]
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torchvision
@@ -100,7 +121,7 @@ class YoloDetector:
         sizes = [size, *(p for p in self.pyramid if p < size)]
         if self.upscale and not self.imgsz and size <= UPSCALE_MAX:
             sizes.append(2 * size)  # small faces of a small frame, twice as tall
-        passes = [self._pass(frame, s) for s in sizes]
+        passes = [self._flipped_pass(frame, s) if self.flip else self._pass(frame, s) for s in sizes]
         boxes, scores = (np.concatenate(part) for part in zip(*passes))
         if len(passes) > 1 and len(boxes):
             keep = torchvision.ops.nms(
@@ -110,6 +131,36 @@ class YoloDetector:
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame.shape[1])
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame.shape[0])
         return _filter(boxes, scores, self.max_box_frac, frame.shape)
+
+
+FLIP_FLOOR = 0.05  # YoloDetector(flip=True): each view's boxes down to this score take part in the fusion
+
+
+def fuse_flipped(boxes_a, scores_a, boxes_b, scores_b, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse the detections of a frame (a) and of its mirror, mapped back (b): pairs matched greedily by
+    score at IoU >= ``iou`` become their mean box with the mean score; an unmatched box keeps its place
+    with half its score (the other view gave it 0)."""
+    boxes_a, boxes_b = np.asarray(boxes_a, float).reshape(-1, 4), np.asarray(boxes_b, float).reshape(-1, 4)
+    scores_a, scores_b = np.asarray(scores_a, float), np.asarray(scores_b, float)
+    overlap = iou_matrix(boxes_a, boxes_b) if len(boxes_a) and len(boxes_b) else np.zeros((len(boxes_a), 0))
+    used_b = np.zeros(len(boxes_b), bool)
+    out_boxes, out_scores = [], []
+    for i in np.argsort(-scores_a):
+        candidates = np.where(~used_b & (overlap[i] >= iou))[0] if overlap.shape[1] else []
+        if len(candidates):
+            j = candidates[np.argmax(scores_b[candidates])]
+            used_b[j] = True
+            out_boxes.append((boxes_a[i] + boxes_b[j]) / 2)
+            out_scores.append((scores_a[i] + scores_b[j]) / 2)
+        else:
+            out_boxes.append(boxes_a[i])
+            out_scores.append(scores_a[i] / 2)
+    for j in np.where(~used_b)[0]:
+        out_boxes.append(boxes_b[j])
+        out_scores.append(scores_b[j] / 2)
+    if not out_boxes:
+        return np.zeros((0, 4)), np.zeros(0)
+    return np.asarray(out_boxes, float).reshape(-1, 4), np.asarray(out_scores, float)
 
 
 class CenterFaceDetector:

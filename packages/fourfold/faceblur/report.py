@@ -71,7 +71,7 @@ REAL_LABELS = {
     "yolo": "fourfold-blur --method yolo (approach 1)",
     "unet_l1": "U-Net L1 (approach 2)",
     "unet_mse": "fourfold-blur --method unet (U-Net MSE, approach 2)",
-    "yolo_real": "YOLO fine-tuned on real photos (weights/yolo_face_real.pt)",
+    "yolo_real": "YOLO on real photos + hard negatives, flip, threshold 0.45 (weights/yolo_face_real.pt)",
     "unet_l1_real": "U-Net L1 trained on approach-1 targets (weights/unet_l1_real.pt)",
     "unet_mse_real": "U-Net MSE trained on approach-1 targets (weights/unet_mse_real.pt)",
 }

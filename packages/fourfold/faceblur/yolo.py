@@ -142,8 +142,9 @@ def export_weights(
     return Path(target)
 
 
-def with_threshold(weights: str | Path, target: str | Path, threshold: float) -> Path:
-    """A copy of tensor-dict weights that carries its calibrated confidence threshold (0 < t < 1)."""
+def with_threshold(weights: str | Path, target: str | Path, threshold: float, flip: bool = False) -> Path:
+    """A copy of tensor-dict weights that carries its calibrated confidence threshold (0 < t < 1) and
+    whether that threshold applies to flip-fused scores (``detectors.YoloDetector(flip=True)``)."""
     import torch
 
     from fourfold.core.files import atomic_path
@@ -152,6 +153,7 @@ def with_threshold(weights: str | Path, target: str | Path, threshold: float) ->
         raise ValueError(f"a confidence threshold lies in (0, 1), got {threshold}")
     payload = read_weights(weights)
     payload["threshold"] = float(threshold)
+    payload["flip"] = bool(flip)
     with atomic_path(target) as tmp:
         torch.save(payload, tmp)
     return Path(target)
@@ -169,6 +171,11 @@ def stored_threshold(payload: dict) -> float | None:
     """The confidence threshold calibrated for these weights, or None when the file carries none."""
     value = payload.get("threshold")
     return None if value is None else float(value)
+
+
+def stored_flip(payload: dict) -> bool:
+    """Whether the weights' calibrated threshold was set for flip-fused scores (False when absent)."""
+    return bool(payload.get("flip", False))
 
 
 def load_model(weights: str | Path):
