@@ -133,7 +133,7 @@ def test_a_failing_frame_fails_the_run_without_output(tmp_path, clip_with_audio)
 def test_packaged_weights_work_from_a_checkout(tmp_path, method):
     from fourfold.faceblur.detectors import packaged_weights
 
-    name = "yolo_face.pt" if method == "yolo" else "unet_mse.pt"
+    name = "yolo_face_real.pt" if method == "yolo" else "unet_mse.pt"
     if not packaged_weights(name).is_file():
         pytest.skip(f"{name} not trained yet (make faceblur-train)")
     if method == "unet":

@@ -103,3 +103,12 @@ def test_yolo_threshold_travels_with_the_weights(tmp_path):
     assert detectors.YoloDetector(flipped).flip and not detectors.YoloDetector(flipped, flip=False).flip
     with pytest.raises(ValueError, match="in \\(0, 1\\)"):
         yolo.with_threshold(plain, tmp_path / "bad.pt", 1.0)
+
+
+def test_the_tools_yolo_is_the_real_photo_file():
+    real = detectors.packaged_weights(detectors.TOOL_YOLO_WEIGHTS)
+    if not real.is_file():
+        pytest.skip("yolo_face_real.pt not shipped")
+    det = detectors.make_detector("yolo")
+    assert det.flip and det.threshold == 0.45  # what that file carries (weights/README.md, phase 3)
+    assert not detectors.YoloDetector().flip  # the synthetic experiment's default file carries nothing

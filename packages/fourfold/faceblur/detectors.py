@@ -44,6 +44,7 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
     return boxes[keep], scores[keep]
 
 
+TOOL_YOLO_WEIGHTS = "yolo_face_real.pt"  # fourfold-blur --method yolo: the YOLO trained on real photos
 YOLO_THRESHOLD = 0.3  # the authors' confidence threshold, for weights that carry no calibrated one
 YOLO_PYRAMID: tuple[int, ...] = (640, 320)  # extra YOLO passes: twice and once the training size (320 px)
 UPSCALE_MAX = 640  # YoloDetector(upscale=True): frames up to this longer side also run at twice their size
@@ -292,12 +293,16 @@ def make_detector(
     max_box_frac: float | None = None,
 ):
     """A detector by name (``yolo``, ``centerface``, ``centerface+mtcnn``), wrapped in ``BoxHold`` when
-    ``hold > 0``. ``threshold`` applies to CenterFace or YOLO (None: YOLO's weights' calibrated one, else
-    0.3); MTCNN keeps its own 0.9."""
+    ``hold > 0``; ``yolo`` without ``weights`` is ``TOOL_YOLO_WEIGHTS``. ``threshold`` applies to CenterFace
+    or YOLO (None: YOLO's weights' calibrated one, else 0.3); MTCNN keeps its own 0.9."""
     if method == "centerface+mtcnn":
         cf = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
         det = UnionDetector([cf, MtcnnDetector()])
     elif method == "yolo":
+        # The tool's approach 1: the real-photo weights (issue 11) when shipped, else the synthetic ones
+        # (``YoloDetector(None)``, which the synthetic experiment keeps using).
+        tool_weights = packaged_weights(TOOL_YOLO_WEIGHTS)
+        weights = weights or (tool_weights if tool_weights.is_file() else None)
         det = YoloDetector(weights, threshold=threshold, max_box_frac=max_box_frac)
     elif method == "centerface":
         det = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)

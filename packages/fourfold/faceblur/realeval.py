@@ -181,8 +181,11 @@ def build_methods(names, weights: dict | None = None) -> dict:
             out[name] = deface_method()
         elif name == "centerface_v1":
             out[name] = tool_method(make_pipeline("centerface", mask_scale=1.0, sigma_ratio=0.15, fast=False))
-        elif name in ("centerface", "centerface+mtcnn", "yolo"):
+        elif name in ("centerface", "centerface+mtcnn"):
             out[name] = tool_method(make_pipeline(name, weights=weights.get(name)))
+        elif name == "yolo":  # approach 1 as trained on synthetic composites (the experiment's YOLO)
+            path = weights.get(name) or packaged_weights("yolo_face.pt")
+            out[name] = tool_method(make_pipeline("yolo", weights=str(path)))
         elif name in ("unet_l1", "unet_mse"):
             path = weights.get(name) or packaged_weights(f"{name}.pt")
             out[name] = tool_method(make_pipeline("unet", weights=str(path)))

@@ -68,10 +68,10 @@ REAL_LABELS = {
     "centerface": "fourfold-blur default (CenterFace)",
     "centerface_v1": "fourfold-blur before issue 11 (CenterFace, mask 1.0, sigma 0.15)",
     "centerface+mtcnn": "fourfold-blur --method centerface+mtcnn",
-    "yolo": "fourfold-blur --method yolo (approach 1)",
+    "yolo": "YOLO on synthetic composites (approach 1 before issue 11; weights/yolo_face.pt)",
     "unet_l1": "U-Net L1 (approach 2)",
     "unet_mse": "fourfold-blur --method unet (U-Net MSE, approach 2)",
-    "yolo_real": "YOLO on real photos + hard negatives, flip, threshold 0.45 (weights/yolo_face_real.pt)",
+    "yolo_real": "fourfold-blur --method yolo: YOLO on real photos + hard negatives, flip, thr. 0.45",
     "unet_l1_real": "U-Net L1 trained on approach-1 targets (weights/unet_l1_real.pt)",
     "unet_mse_real": "U-Net MSE trained on approach-1 targets (weights/unet_mse_real.pt)",
 }
