@@ -121,6 +121,8 @@ faceblur-sources: ## real photos for faceblur's training (Debian opencv-doc) and
 	# phase 1 of the training: the synthetic-data models of commit b0adbad (experiment=faceblur/train then)
 	git show b0adbad:packages/fourfold/faceblur/weights/yolo_face.pt > $(FACEBLUR_SOURCES)/yolo_synthetic.pt
 	git show b0adbad:packages/fourfold/faceblur/weights/unet_mse.pt > $(FACEBLUR_SOURCES)/unet_mse_synthetic.pt
+	# phase 2 (real photos, commit 42522a9): the start of the hard-negative round (experiment=faceblur/hardneg)
+	git show 42522a9:packages/fourfold/faceblur/weights/yolo_face_real.pt > $(FACEBLUR_SOURCES)/yolo_real_phase2.pt
 
 faceblur-train: install faceblur-sources ## train and export faceblur's packaged YOLO and U-Net weights (ARGS for overrides)
 	$(PY) -m fourfold experiment=faceblur/train $(ARGS)
