@@ -93,3 +93,35 @@ def test_learning_table_pairs_each_condition_with_the_frozen_control_by_seed():
     assert np.isclose(table.loc["a", "vs_frozen"], 0.2)
     assert np.isclose(table.loc["a", "vs_frozen_high"], 0.2 + half)
     assert np.isclose(table.loc["frozen", "vs_frozen"], 0.0) and table.loc["a", "vs_frozen_seeds"] == 3
+
+
+def test_probe_table_reads_finished_and_stopped_run_folders(tmp_path):
+    import json
+
+    from fourfold.critical.report import probe_table
+
+    def folder(name, steps, success, kl=None, done=None):
+        path = tmp_path / name
+        path.mkdir()
+        rows = [{"kind": "eval", "step": 0, "acc_rl": 0.6, "acc_comfort": 1.0}]
+        for step in range(steps):
+            row = {"kind": "train", "step": step, "success": success(step)}
+            if kl is not None:
+                row.update(kl=kl * step, grad_norm=1.0)
+            rows.append(row)
+        (path / "curves.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if done:
+            (path / "done").write_text(f"{done} s\n")
+
+    folder("base_seed0_aaaaaaaa", 20, lambda s: 0.5, kl=0.0, done=100.0)
+    folder("fast_seed0_bbbbbbbb", 20, lambda s: 0.5 + 0.1 * (s >= 10), kl=0.01, done=50.0)
+    folder("stopped_seed0_cccccccc", 7, lambda s: 0.2)  # no KL logged, no done file
+    folder("other_seed1_dddddddd", 20, lambda s: 0.9)  # another seed: left out
+    table = probe_table(tmp_path, baseline="base_seed0_aaaaaaaa").set_index("run")
+    assert list(table.index) == ["base_seed0_aaaaaaaa", "fast_seed0_bbbbbbbb", "stopped_seed0_cccccccc"]
+    fast, stopped = table.loc["fast_seed0_bbbbbbbb"], table.loc["stopped_seed0_cccccccc"]
+    assert np.isclose(fast.success_10_19, 0.6) and np.isclose(fast.vs_baseline_10_19, 0.1)
+    assert np.isclose(fast.kl_last5, 0.01 * np.mean([15, 16, 17, 18, 19])) and fast.seconds == 50.0
+    assert stopped.iterations == 7 and not stopped.finished and np.isnan(stopped.success_10_19)
+    assert np.isnan(stopped.kl_last5) and np.isnan(stopped.success_5_9)
+    assert np.isclose(stopped.success_0_4, 0.2)
