@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fourfold.faceblur.metrics import box_areas, intersection_areas
+
 log = logging.getLogger(__name__)
 
 MIN_PX = 12  # smaller false detections are left alone: they blur almost nothing, and may be unlabelled faces
@@ -30,13 +32,6 @@ class HardNegative:
     score: float
 
 
-def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection areas (len(a), len(b)) of x1 y1 x2 y2 boxes."""
-    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return ix.clip(0) * iy.clip(0)
-
-
 def false_detections(boxes, faces, ignore, min_px: float = MIN_PX) -> np.ndarray:
     """Mask (N,) of ``boxes`` that are false: at least ``min_px`` tall, sharing less than ``OVERLAP`` of
     their area with every labelled face and ignore region, and holding less than ``COVERS`` of any face."""
@@ -47,9 +42,8 @@ def false_detections(boxes, faces, ignore, min_px: float = MIN_PX) -> np.ndarray
     ok = boxes[:, 3] - boxes[:, 1] >= min_px
     if not len(known) or not len(boxes):
         return ok
-    inter = _intersections(boxes, known)
-    own = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
-    theirs = ((known[:, 2] - known[:, 0]) * (known[:, 3] - known[:, 1]))[None, :]
+    inter = intersection_areas(boxes, known)
+    own, theirs = box_areas(boxes)[:, None], box_areas(known)[None, :]
     touches = (inter >= OVERLAP * np.maximum(own, 1e-9)) | (inter >= COVERS * np.maximum(theirs, 1e-9))
     return ok & ~touches.any(axis=1)
 
