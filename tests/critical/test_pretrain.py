@@ -84,3 +84,30 @@ def test_too_long_examples_fail_before_compute(tmp_path, trainer_cfg):
     spec = PretrainSpec(9, 0.0, 5, 4, 1e-3, 1, 0.0, "micro", 0)
     with pytest.raises(ValueError, match="positions"):
         pretrained_model(spec, CharTokenizer(), tmp_path, trainer_cfg)
+
+
+def test_a_snapshot_is_the_run_stopped_at_that_step(tmp_path, trainer_cfg):
+    """``stop_at = k`` trains the first k steps of the full run (same data, same schedule), so the weights
+    kept at step k of the full run (``snapshot_every``) are exactly that checkpoint."""
+    from fourfold.critical.model import load_checkpoint
+    from fourfold.critical.pretrain import snapshot_path
+
+    tok = CharTokenizer()
+    full = PretrainSpec(2, 0.1, 6, 4, 3e-3, 2, 0.01, "micro", 0, both_fraction=0.5)
+    pretrained_model(full, tok, tmp_path / "a", trainer_cfg, snapshot_every=2)
+    snapshot, _, extra = load_checkpoint(snapshot_path(tmp_path / "a", full, 4), tok, "micro")
+    assert extra["spec"]["stop_at"] == 4 and extra["snapshot_of"] == full.name
+    stopped = PretrainSpec(2, 0.1, 6, 4, 3e-3, 2, 0.01, "micro", 0, both_fraction=0.5, stop_at=4)
+    assert stopped.name != full.name and "_stop4_" in stopped.name
+    model, _ = pretrained_model(stopped, tok, tmp_path / "b", trainer_cfg)
+    final, _ = pretrained_model(full, tok, tmp_path / "a", trainer_cfg)
+    for (name, p), q in zip(model.named_parameters(), snapshot.parameters()):
+        assert torch.equal(p, q), name
+    assert any(not torch.equal(q, r) for q, r in zip(snapshot.parameters(), final.parameters()))
+    with pytest.raises(ValueError, match="stop_at"):
+        PretrainSpec(2, 0.1, 6, 4, 3e-3, 2, 0.01, "micro", 0, stop_at=7).validate()
+
+
+def test_names_of_specs_made_before_stop_at_are_unchanged():
+    spec = PretrainSpec(3, 0.05, 2000, 32, 2e-3, 100, 0.01, "tiny", 0, both_fraction=0.2)
+    assert spec.name == "N3_mix0.05_both0.2_tiny_2000steps_345650d5"  # the cached quick reference

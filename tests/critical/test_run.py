@@ -64,6 +64,9 @@ def test_conditions_override_recipe_knobs_and_reject_unknown_keys():
     cond = config("critical.rl.conditions=[{name: a, mode: none, beta: 0, lr: 0.001, group_size: 8}]")
     settings = rl_settings(c, 2, 1, cond.critical.rl.conditions[0], 5.0, 0, "x")
     assert (settings.lr, settings.group_size, settings.loss.kl_coef) == (0.001, 8, 0.0)
+    alpha = config("critical.rl.conditions=[{name: a, mode: standard, beta: 0, kl_coef: 0.5}]")
+    assert rl_settings(c, 2, 1, alpha.critical.rl.conditions[0], 5.0, 0, "x").loss.kl_coef == 0.5
+    assert rl_settings(c, 2, 1, cond.critical.rl.conditions[0], 5.0, 0, "x").loss.kl_coef == 0.0  # no KL
     with pytest.raises(ValueError, match="unknown keys"):
         validate(config("critical.rl.conditions=[{name: a, mode: none, beta: 0, lrr: 1}]"))
 

@@ -68,6 +68,17 @@ class PretrainLit(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+class Snapshots(L.Callback):
+    """Calls ``save(step, model)`` every ``every`` optimiser steps of a ``PretrainLit`` run."""
+
+    def __init__(self, every: int, save):
+        self.every, self.save = every, save
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step % self.every == 0:
+            self.save(int(trainer.global_step), pl_module.model)
+
+
 @dataclass
 class RLSettings:
     """Everything an RL run needs besides the models (``run.py`` fills it from the config)."""

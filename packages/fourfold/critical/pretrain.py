@@ -5,7 +5,7 @@ schedule, and a cache of finished pre-trained checkpoints keyed by everything th
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class PretrainSpec:
     size: str
     seed: int
     both_fraction: float = 0.0  # share of the mixed examples with both operands of N+1 digits
+    stop_at: int = 0  # 0: train all `steps`; k: stop after step k of the same `steps`-long run (a snapshot)
 
     def validate(self) -> "PretrainSpec":
         if self.n_digits < 1:
@@ -43,16 +44,24 @@ class PretrainSpec:
             raise ValueError("pre-training steps and batch_size must be >= 1")
         if self.lr <= 0:
             raise ValueError(f"pre-training lr must be > 0, got {self.lr}")
+        if not 0 <= self.stop_at <= self.steps:
+            raise ValueError(f"stop_at must be in [0, steps={self.steps}], got {self.stop_at}")
         return self
+
+    @property
+    def trained_steps(self) -> int:
+        return self.stop_at or self.steps
 
     @property
     def name(self) -> str:
         fields = asdict(self)
-        if not self.both_fraction:  # keys of checkpoints made before the field existed stay valid
-            fields.pop("both_fraction")
+        for later in ("both_fraction", "stop_at"):  # checkpoints made before a field existed keep their keys
+            if not fields[later]:
+                fields.pop(later)
         digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
         both = f"_both{self.both_fraction:g}" if self.both_fraction else ""
-        return f"N{self.n_digits}_mix{self.mix_fraction:g}{both}_{self.size}_{self.steps}steps_{digest}"
+        stop = f"_stop{self.stop_at}" if self.stop_at else ""
+        return f"N{self.n_digits}_mix{self.mix_fraction:g}{both}_{self.size}_{self.steps}steps{stop}_{digest}"
 
 
 class AdditionExamples(Dataset):
@@ -115,16 +124,24 @@ def cached_model_path(cache_dir: str | Path, spec: PretrainSpec) -> Path:
     return Path(cache_dir) / "pretrain" / spec.name / "model.pt"
 
 
+def snapshot_path(cache_dir: str | Path, spec: PretrainSpec, step: int) -> Path:
+    """Where the weights after ``step`` of ``spec``'s pre-training are kept (``snapshot_every``)."""
+    return Path(cache_dir) / "pretrain" / spec.name / "snapshots" / f"step{step:06d}.pt"
+
+
 def pretrained_model(
     spec: PretrainSpec,
     tokenizer: CharTokenizer,
     cache_dir: str | Path,
     trainer_cfg,
+    snapshot_every: int | None = None,
     **trainer_overrides,
 ):
     """The pre-trained model of ``spec``: loaded from the cache when it is there (checked against the
     tokenizer and size first), otherwise trained through ``fourfold.core.train.fit`` and cached. An
-    interrupted pre-training resumes from the cache folder's last checkpoint. Returns (model, info dict)."""
+    interrupted pre-training resumes from the cache folder's last checkpoint. ``snapshot_every`` also keeps
+    the weights every that many steps (``snapshot_path``): the checkpoint of ``stop_at = k`` is the same
+    run stopped at k, so a snapshot can be picked as a reference. Returns (model, info dict)."""
     from torch.utils.data import DataLoader
 
     from fourfold.core.train import fit
@@ -154,14 +171,24 @@ def pretrained_model(
         collate_fn=lambda b: collate(b, tokenizer.pad_id),
     )
     module = PretrainLit(model, spec.lr, spec.weight_decay, spec.warmup_steps, spec.steps)
+    callbacks = []
+    if snapshot_every:
+        from fourfold.critical.lit import Snapshots
+
+        def save(step: int, weights) -> None:
+            extra = {"spec": asdict(replace(spec, stop_at=step)), "snapshot_of": spec.name}
+            save_checkpoint(snapshot_path(cache_dir, spec, step), weights, tokenizer, extra)
+
+        callbacks.append(Snapshots(int(snapshot_every), save))
     metrics = fit(
         module,
         data,
         trainer_cfg=trainer_cfg,
         run_dir=path.parent / "fit",
-        max_steps=spec.steps,
+        max_steps=spec.trained_steps,
         seed=spec.seed,
-        checkpoint_every_n_steps=max(1, spec.steps // 10),
+        checkpoint_every_n_steps=max(1, spec.trained_steps // 10),
+        callbacks=callbacks,
         gradient_clip_val=1.0,
         progress_name=f"pre-training {spec.name}",
         **trainer_overrides,

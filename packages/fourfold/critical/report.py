@@ -18,7 +18,7 @@ from fourfold.core.runs import find_runs
 from fourfold.core.tables import mean_se, write_table
 
 OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
-PRESETS = ("quick", "ablations")
+PRESETS = ("quick", "first_reference", "ablations")
 RESULT_FILES = (
     "degrees",
     "generalisation",
@@ -75,6 +75,9 @@ def table1(frame: pd.DataFrame, out: Path) -> None:
     columns = ["N", "mix", "n", "delta_critical", "delta_critical_se", "delta_other", "delta_other_se",
                "min_j_critical", "mean_j_all"]  # fmt: skip
     values = ["delta_critical", "delta_other"]
+    if "delta_decision" in frame.columns:  # the first line's commas before the (N+1)-th digits
+        columns[4:4] = ["delta_decision", "delta_decision_se", "j_decision"]
+        values.append("delta_decision")
     if "delta_failure" in frame.columns:
         columns += ["n_failures", "delta_failure", "delta_failure_se"]
         values.append("delta_failure")

@@ -55,6 +55,7 @@ def degree_specs(c: DictConfig) -> list[PretrainSpec]:
             size=str(c.model_size),
             seed=int(p.seed),
             both_fraction=float(d.get("both_fraction", 0.0)),
+            stop_at=int(d.get("stop_at", 0)),
         ).validate()
         for d in c.degrees
     ]
@@ -72,7 +73,7 @@ def condition_beta(condition, rule_beta: float | None) -> float:
 # Knobs of ``critical.rl`` that a condition may override (ablations of the recipe run as conditions).
 CONDITION_OVERRIDES = (
     "iterations", "episodes", "group_size", "baseline", "algorithm", "trainable", "optimizer", "momentum",
-    "lr", "warmup_steps", "entropy_coef", "temperature",
+    "lr", "warmup_steps", "entropy_coef", "temperature", "kl_coef",
 )  # fmt: skip
 
 
@@ -101,6 +102,7 @@ def rl_settings(
 ):
     r = c.rl
     check_condition(condition)
+    kl_coef = float(condition.kl_coef) if "kl_coef" in condition else kl_coef  # alpha per condition
     rng = np.random.default_rng(int(r.eval_seed))
     return RLSettings(
         n_digits=n_digits,
@@ -215,17 +217,22 @@ def stage_table1(c, specs, models, tok, main_spec):
         )
         n = len(gap["delta_critical"])
         fail = gap["delta_failure"]
+        by_position = pd.DataFrame(gap["by_position"], columns=["position", "j", "delta"])
+        # The decision characters: the first line's commas before each long operand's (N+1)-th digit.
+        decision = by_position[by_position.position.isin(["step1/operand1/comma", "step1/operand2/comma"])]
         rows.append(
             {"degree": spec.name, "N": spec.n_digits, "mix": spec.mix_fraction, "n": n,
              "delta_critical": gap["delta_critical"].mean(),
              "delta_critical_se": gap["delta_critical"].std(ddof=1) / np.sqrt(n),
+             "delta_decision": decision.delta.mean(),
+             "delta_decision_se": decision.delta.std(ddof=1) / np.sqrt(len(decision)),
+             "j_decision": decision.j.mean(),
              "delta_other": gap["delta_other"].mean(),
              "delta_other_se": gap["delta_other"].std(ddof=1) / np.sqrt(n),
              "min_j_critical": gap["critical_min_j"].mean(), "mean_j_all": gap["j_values"].mean(),
              "n_failures": len(fail), "delta_failure": fail.mean() if len(fail) else float("nan"),
              "delta_failure_se": fail.std(ddof=1) / np.sqrt(len(fail)) if len(fail) > 1 else float("nan")}
         )  # fmt: skip
-        by_position = pd.DataFrame(gap["by_position"], columns=["position", "j", "delta"])
         for label, group in by_position.groupby("position"):
             positions.append(
                 {"N": spec.n_digits, "position": label, "n": len(group), "j": group.j.mean(),
@@ -416,8 +423,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
     started = time.time()
     for spec in specs:
         models[spec.name], infos[spec.name] = pretrained_model(
-            spec, tok, Path(c.cache_dir), cfg.trainer, enable_progress_bar=False
-        )
+            spec, tok, Path(c.cache_dir), cfg.trainer, int(c.pretrain.snapshot_every) or None,
+            enable_progress_bar=False,
+        )  # fmt: skip
         set_dropout(models[spec.name], 0.0)
         models[spec.name].to(model_device_for(cfg.trainer)).eval()
     metrics["pretrain_seconds"] = time.time() - started
