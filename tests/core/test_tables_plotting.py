@@ -48,3 +48,10 @@ def test_median_seconds_times_each_call_and_skips_warmup():
     assert len(calls) == 5
     with pytest.raises(ValueError, match="repeats"):
         median_seconds(lambda: None, 0)
+
+
+
+def test_a_stem_with_dots_keeps_them(tmp_path):
+    paths = write_table(pd.DataFrame({"a": [1]}), tmp_path / "mix0.05_both0.1")
+    assert [p.name for p in paths] == ["mix0.05_both0.1.csv", "mix0.05_both0.1.md"]
+    assert all(p.is_file() for p in paths)

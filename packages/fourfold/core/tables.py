@@ -57,7 +57,8 @@ def write_table(table, path_stem: str | Path, *, values: Sequence[str] | None = 
     from fourfold.core.files import atomic_path, atomic_write_text
 
     stem = Path(path_stem)
-    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    # Not with_suffix: a stem like "mix0.05" has no suffix to replace.
+    csv_path, md_path = stem.with_name(f"{stem.name}.csv"), stem.with_name(f"{stem.name}.md")
     with atomic_path(csv_path) as tmp:
         table.to_csv(tmp, index=False)
     shown = format_mean_se(table, values, digits) if values else table
