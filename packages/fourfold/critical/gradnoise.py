@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from fourfold.critical.lit import RLLit, RLSettings
-from fourfold.critical.rl import LossConfig, leave_one_out_advantages, rl_loss
-from fourfold.critical.rollout import action_log_probs, teacher_forced
+from fourfold.critical.rl import LossConfig
 
 DEFAULT_MODEL = ".cache/critical/pretrain/N3_mix0.05_both0.2_tiny_2000steps_345650d5/model.pt"
 
@@ -33,13 +32,8 @@ def agreement(grads: torch.Tensor) -> dict[str, float]:
 def batch_gradient(module: RLLit, step: int, names: list[str]) -> torch.Tensor:
     """The policy gradient of the no-KL loss on the batch that ``module`` collects at ``step``, flattened
     over the parameters ``names`` (a 0 vector when every group of samples agrees)."""
-    s = module.settings
     rollout, rewards, _ = module.collect(step)
-    logits = teacher_forced(module.policy, rollout)
-    logp, entropy = action_log_probs(logits, rollout.actions, s.temperature)
-    advantages = leave_one_out_advantages(rewards, rollout.action_mask, s.group_size)
-    loss, _ = rl_loss(logp, entropy, rollout.action_mask, advantages, logp.detach(), torch.zeros_like(logp),
-                      LossConfig(kl_coef=0.0, entropy_coef=0.0))  # fmt: skip
+    loss, _, _ = module.loss(rollout, rewards)
     module.policy.zero_grad()
     loss.backward()
     params = dict(module.policy.named_parameters())
@@ -64,8 +58,9 @@ def main(argv=None) -> None:
     names = [n for n, _ in model.named_parameters()]
     groups = {"all": names, "LayerNorms": [n for n in names if ".ln_" in n]}
     for episodes in args.episodes:
+        no_kl = LossConfig(kl_coef=0.0, entropy_coef=0.0)
         settings = RLSettings(n_digits=args.n_digits, episodes=episodes, group_size=args.group_size,
-                              kl_mode="none", seed=0)  # fmt: skip
+                              kl_mode="none", loss=no_kl, seed=0)  # fmt: skip
         module = RLLit(model, copy.deepcopy(model), tok, settings)  # the reference only sits there
         grads = torch.stack([batch_gradient(module, 1000 + b, names) for b in range(args.batches)])
         for label, chosen in groups.items():

@@ -239,23 +239,11 @@ class RLLit(L.LightningModule):
                 success[f"success_{case}"] = float(correct[cases == case].mean())
         return rollout, torch.as_tensor(reward(correct, s.reward_kind)), success
 
-    def training_step(self, batch, batch_idx):
+    def loss(self, rollout, rewards):
+        """The RL loss of one collected batch: the policy gradient with the configured advantages, the
+        weighted KL to the reference, the entropy bonus and the critic's loss; (loss, stats, KL weights)."""
         s = self.settings
-        step = int(self.global_step)
-        if step % s.eval_every == 0:
-            self.evaluate()
-        rollout, rewards, success = self.collect(step)
         mask = rollout.action_mask
-        if s.lr == 0:
-            # The frozen control: the reference's own success on the same prompts and random numbers as
-            # every other condition of this seed. No gradient; the empty step only advances the counter.
-            opt = self.optimizers()
-            opt.zero_grad()
-            opt.step()
-            self.lr_schedulers().step()
-            episode_len = float(mask.sum(-1).float().mean())
-            self._write({"step": step, "kind": "train", **success, "episode_len": episode_len})
-            return
         logits, hidden = teacher_forced(self.policy, rollout, output_hidden=True)
         logp, entropy = action_log_probs(logits, rollout.actions, s.temperature)
         # The reference's pass also runs without a KL term (weights 0): its KL is how far the policy moved.
@@ -274,6 +262,26 @@ class RLLit(L.LightningModule):
         else:
             advantages = baseline_advantages(rewards, mask)
         loss, stats = rl_loss(logp, entropy, mask, advantages, logp_ref, weights, s.loss, values, returns)
+        return loss, stats, weights
+
+    def training_step(self, batch, batch_idx):
+        s = self.settings
+        step = int(self.global_step)
+        if step % s.eval_every == 0:
+            self.evaluate()
+        rollout, rewards, success = self.collect(step)
+        mask = rollout.action_mask
+        if s.lr == 0:
+            # The frozen control: the reference's own success on the same prompts and random numbers as
+            # every other condition of this seed. No gradient; the empty step only advances the counter.
+            opt = self.optimizers()
+            opt.zero_grad()
+            opt.step()
+            self.lr_schedulers().step()
+            episode_len = float(mask.sum(-1).float().mean())
+            self._write({"step": step, "kind": "train", **success, "episode_len": episode_len})
+            return
+        loss, stats, weights = self.loss(rollout, rewards)
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
