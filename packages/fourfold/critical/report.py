@@ -18,7 +18,7 @@ from fourfold.core.runs import find_runs
 from fourfold.core.tables import mean_se, write_table
 
 OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
-PRESETS = ("quick", "first_reference", "ablations")
+PRESETS = ("quick", "alpha", "ablations")
 RESULT_FILES = (
     "degrees",
     "generalisation",
