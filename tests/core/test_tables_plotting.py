@@ -50,7 +50,6 @@ def test_median_seconds_times_each_call_and_skips_warmup():
         median_seconds(lambda: None, 0)
 
 
-
 def test_a_stem_with_dots_keeps_them(tmp_path):
     paths = write_table(pd.DataFrame({"a": [1]}), tmp_path / "mix0.05_both0.1")
     assert [p.name for p in paths] == ["mix0.05_both0.1.csv", "mix0.05_both0.1.md"]
