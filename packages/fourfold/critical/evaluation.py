@@ -64,6 +64,11 @@ def target_rollout(tokenizer: CharTokenizer, pairs) -> Rollout:
     )
 
 
+# The decision characters of the authors' locator: the first line's commas before each long operand's
+# (N+1)-th digit, where a model that treats the number as N-digit closes the list instead.
+DECISION_POSITIONS = ("step1/operand1/comma", "step1/operand2/comma")
+
+
 @torch.no_grad()
 def certainty_gap(
     model,
@@ -78,7 +83,8 @@ def certainty_gap(
     """Table 1 analogue. For each example, dJ at a position = J there minus the mean J of the example's
     other target positions. Returns per-example arrays: mean dJ at critical positions, mean dJ at the
     others, the minimum J at critical positions, all J values (for histograms), and ``by_position``:
-    (label, J, dJ) per critical position, labelled ``step<s>/operand<o>/<comma|digit>``. With
+    (label, J, dJ) per critical position, labelled ``step<s>/operand<o>/<comma|digit>``, and J and dJ at
+    the ``DECISION_POSITIONS`` alone (``decision_j``, ``decision_delta``). With
     ``failures`` ({pair index: (offset, char)}, from ``first_error_positions``) also ``delta_failure``: dJ
     at each failed example's first-error position."""
     crit, other, crit_min, all_j, by_position, at_failure = [], [], [], [], [], []
@@ -107,7 +113,10 @@ def certainty_gap(
                 char_kind = "comma" if p.char == "," else "digit"  # not `kind`: that is J's form
                 label = f"step{p.step}/operand{p.operand}/{char_kind}"
                 by_position.append((label, float(ji[p.offset]), float(delta[p.offset])))
+    decision = [(j, d) for label, j, d in by_position if label in DECISION_POSITIONS]
     return {
+        "decision_j": np.array([j for j, _ in decision]),
+        "decision_delta": np.array([d for _, d in decision]),
         "delta_critical": np.array(crit),
         "delta_other": np.array(other),
         "critical_min_j": np.array(crit_min),

@@ -24,7 +24,6 @@ from fourfold.critical.arithmetic import comfort_pairs, eval_pairs, operand_case
 from fourfold.critical.evaluation import certainty_gap, first_error_positions, greedy_accuracy
 
 VALIDATION_SEED = 2718  # apart from generalisation.seed (1234) and rl.eval_seed (4321)
-DECISION = "step1/operand{}/comma"
 
 
 @dataclass(frozen=True)
@@ -56,17 +55,16 @@ def measure(model, tokenizer, n_digits: int, examples: int = 100, seed: int = VA
     failures = first_error_positions(model, tokenizer, both)
     gap = certainty_gap(model, tokenizer, both, n_digits, failures=failures)
     in_distribution = greedy_accuracy(model, tokenizer, comfort_pairs(rng, examples // 2, n_digits))
-    positions = pd.DataFrame(gap["by_position"], columns=["position", "j", "delta"])
-    decision = positions[positions.position.isin([DECISION.format(1), DECISION.format(2)])]
+    decision = gap["decision_delta"]
     return {
         "acc_rl": float(correct.mean()),
         "acc_one_long": float(correct[cases == "one_long"].mean()),
         "acc_both_long": float(correct[cases == "both_long"].mean()),
         "acc_in_distribution": float(in_distribution.mean()),
         "acc_identical_plus1": 1.0 - len(failures) / len(both),
-        "dJ_decision": float(decision.delta.mean()),
-        "dJ_decision_se": float(decision.delta.std(ddof=1) / np.sqrt(len(decision))),
-        "j_decision": float(decision.j.mean()),
+        "dJ_decision": float(decision.mean()),
+        "dJ_decision_se": float(decision.std(ddof=1) / np.sqrt(len(decision))),
+        "j_decision": float(gap["decision_j"].mean()),
         "dJ_window": float(gap["delta_critical"].mean()),
         "dJ_first_error": float(gap["delta_failure"].mean()) if len(failures) else float("nan"),
         "n_first_errors": len(failures),

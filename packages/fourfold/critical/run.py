@@ -218,15 +218,14 @@ def stage_table1(c, specs, models, tok, main_spec):
         n = len(gap["delta_critical"])
         fail = gap["delta_failure"]
         by_position = pd.DataFrame(gap["by_position"], columns=["position", "j", "delta"])
-        # The decision characters: the first line's commas before each long operand's (N+1)-th digit.
-        decision = by_position[by_position.position.isin(["step1/operand1/comma", "step1/operand2/comma"])]
+        decision = gap["decision_delta"]
         rows.append(
             {"degree": spec.name, "N": spec.n_digits, "mix": spec.mix_fraction, "n": n,
              "delta_critical": gap["delta_critical"].mean(),
              "delta_critical_se": gap["delta_critical"].std(ddof=1) / np.sqrt(n),
-             "delta_decision": decision.delta.mean(),
-             "delta_decision_se": decision.delta.std(ddof=1) / np.sqrt(len(decision)),
-             "j_decision": decision.j.mean(),
+             "delta_decision": decision.mean(),
+             "delta_decision_se": decision.std(ddof=1) / np.sqrt(len(decision)),
+             "j_decision": gap["decision_j"].mean(),
              "delta_other": gap["delta_other"].mean(),
              "delta_other_se": gap["delta_other"].std(ddof=1) / np.sqrt(n),
              "min_j_critical": gap["critical_min_j"].mean(), "mean_j_all": gap["j_values"].mean(),
