@@ -41,3 +41,25 @@ def test_the_cli_scans_snapshots_and_the_final_model(tmp_path, trainer_cfg, caps
     assert "no snapshot meets" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError):
         main([str(tmp_path / "nothing")])
+
+
+def test_certainty_form_and_temperature_reach_the_gaps():
+    # The entropy of softmax(z / T) rises with T, so J at every position, and at the decision commas on
+    # average, falls as T rises; the accuracies do not depend on J's form.
+    torch.manual_seed(1)
+    tok = CharTokenizer()
+    model = build_model("micro", tok.vocab_size).eval()
+    cool = measure(model, tok, n_digits=1, examples=6)
+    warm = measure(model, tok, n_digits=1, examples=6, temperature=4.0)
+    code = measure(model, tok, n_digits=1, examples=6, certainty="max_prob", temperature=4.0)
+    assert warm["j_decision"] < cool["j_decision"]
+    assert code["j_decision"] != warm["j_decision"]
+    assert cool["acc_rl"] == warm["acc_rl"] == code["acc_rl"]
+    assert cool["n_first_errors"] == warm["n_first_errors"] == code["n_first_errors"]
+
+
+def test_the_cli_rejects_a_temperature_that_is_not_positive(tmp_path):
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--temperature", "0"])
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--certainty", "renyi"])

@@ -25,6 +25,7 @@ def test_tokenizer_covers_the_format_and_round_trips():
 
 def test_model_sizes():
     assert 0.3e6 < count_parameters(build_model("tiny", 41)) < 0.5e6
+    assert 0.8e6 < count_parameters(build_model("small", 41)) < 0.9e6
     with pytest.raises(ValueError, match="unknown model size"):
         build_model("huge", 41)
 

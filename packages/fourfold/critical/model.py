@@ -12,6 +12,9 @@ from fourfold.critical.tokenizer import CharTokenizer
 SIZES = {
     # ~0.4M parameters: the CPU preset of the brief (3 layers, d=96, 4 heads, 512 positions).
     "tiny": {"n_layer": 3, "n_embd": 96, "n_head": 4, "n_positions": 512},
+    # ~0.8M: 4 layers, d=128, for checking whether what the tiny model does changes with size (2.2x the
+    # tiny model's compute per step)
+    "small": {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_positions": 512},
     # smaller still, for tests and smoke runs
     "micro": {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 512},
     # the paper's model: GPT-2 small (85M non-embedding parameters); 2048 positions fit 15-digit episodes.

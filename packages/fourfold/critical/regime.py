@@ -22,6 +22,7 @@ import pandas as pd
 
 from fourfold.critical.arithmetic import comfort_pairs, eval_pairs, operand_case, rl_pairs
 from fourfold.critical.evaluation import certainty_gap, first_error_positions, greedy_accuracy
+from fourfold.critical.kl import CERTAINTY_KINDS
 
 VALIDATION_SEED = 2718  # apart from generalisation.seed (1234) and rl.eval_seed (4321)
 
@@ -44,16 +45,24 @@ class RegimeRule:
         )
 
 
-def measure(model, tokenizer, n_digits: int, examples: int = 100, seed: int = VALIDATION_SEED) -> dict:
+def measure(
+    model,
+    tokenizer,
+    n_digits: int,
+    examples: int = 100,
+    seed: int = VALIDATION_SEED,
+    certainty: str = "shannon",
+    temperature: float = 1.0,
+) -> dict:
     """The regime measures of one model (see the module docstring) on ``examples`` validation problems
-    per set (half as many in distribution)."""
+    per set (half as many in distribution); J is ``certainty`` (shannon | max_prob) at ``temperature``."""
     rng = np.random.default_rng([seed, n_digits])
     rl = rl_pairs(rng, examples, n_digits)
     correct = greedy_accuracy(model, tokenizer, rl)
     cases = np.array([operand_case(a, b, n_digits) for a, b in rl])
     both = eval_pairs(rng, examples, n_digits + 1, "identical")
     failures = first_error_positions(model, tokenizer, both)
-    gap = certainty_gap(model, tokenizer, both, n_digits, failures=failures)
+    gap = certainty_gap(model, tokenizer, both, n_digits, certainty, temperature, failures=failures)
     in_distribution = greedy_accuracy(model, tokenizer, comfort_pairs(rng, examples // 2, n_digits))
     decision = gap["decision_delta"]
     return {
@@ -71,9 +80,16 @@ def measure(model, tokenizer, n_digits: int, examples: int = 100, seed: int = VA
     }  # fmt: skip
 
 
-def scan(run: Path, every: int = 1, examples: int = 100, min_step: int = 0) -> pd.DataFrame:
+def scan(
+    run: Path,
+    every: int = 1,
+    examples: int = 100,
+    min_step: int = 0,
+    certainty: str = "shannon",
+    temperature: float = 1.0,
+) -> pd.DataFrame:
     """``measure`` on every ``every``-th snapshot from step ``min_step`` in ``run/snapshots`` (and on
-    ``run/model.pt``)."""
+    ``run/model.pt``), with J = ``certainty`` at ``temperature``."""
     from fourfold.critical.model import load_checkpoint
     from fourfold.critical.tokenizer import CharTokenizer
 
@@ -90,7 +106,10 @@ def scan(run: Path, every: int = 1, examples: int = 100, min_step: int = 0) -> p
         model.eval()
         spec = extra["spec"]
         step = spec.get("stop_at") or spec["steps"]
-        row = {"step": step, **measure(model, tok, int(spec["n_digits"]), examples)}
+        measures = measure(
+            model, tok, int(spec["n_digits"]), examples, certainty=certainty, temperature=temperature
+        )
+        row = {"step": step, **measures}
         rows.append(row)
         print(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     return pd.DataFrame(rows).drop_duplicates("step", keep="last").sort_values("step")
@@ -104,9 +123,15 @@ def main(argv=None) -> None:
     parser.add_argument("--every", type=int, default=1, help="measure every n-th snapshot")
     parser.add_argument("--examples", type=int, default=100, help="validation problems per set")
     parser.add_argument("--min-step", type=int, default=0, help="skip snapshots before this step")
+    parser.add_argument(
+        "--certainty", choices=CERTAINTY_KINDS, default="shannon", help="J: shannon (paper) | max_prob (code)"
+    )
+    parser.add_argument("--temperature", type=float, default=1.0, help="J's temperature (authors' code: 4)")
     parser.add_argument("--out", type=Path, help="write the table here (.csv and .md)")
     args = parser.parse_args(argv)
-    table = scan(args.run, args.every, args.examples, args.min_step)
+    if args.temperature <= 0:
+        parser.error(f"--temperature must be positive, got {args.temperature}")
+    table = scan(args.run, args.every, args.examples, args.min_step, args.certainty, args.temperature)
     table["in_regime"] = [RegimeRule().holds(row) for _, row in table.iterrows()]
     if args.out:
         write_table(table, args.out)
