@@ -4,16 +4,14 @@ import pytest
 import torch
 
 from fourfold.critical.arithmetic import prompt, scratchpad
+from fourfold.critical.losses import IGNORE, target_loss, warmup_cosine
 from fourfold.critical.pretrain import (
-    IGNORE,
     AdditionExamples,
     PretrainSpec,
     cached_model_path,
     collate,
     pretrained_model,
-    target_loss,
     training_pairs,
-    warmup_cosine,
 )
 from fourfold.critical.tokenizer import CharTokenizer
 

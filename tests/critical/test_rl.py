@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from fourfold.critical.rl import LossConfig, baseline_advantages, gae, rl_loss, terminal_rewards
+from fourfold.critical.losses import LossConfig, baseline_advantages, gae, rl_loss, terminal_rewards
 
 
 def masks():
@@ -157,7 +157,7 @@ def test_invalid_rl_settings_fail_before_compute():
 
 
 def test_leave_one_out_advantages_match_a_brute_force_loop():
-    from fourfold.critical.rl import leave_one_out_advantages
+    from fourfold.critical.losses import leave_one_out_advantages
 
     g = torch.Generator().manual_seed(4)
     rewards = (torch.rand(12, generator=g) > 0.5).float()
@@ -172,7 +172,7 @@ def test_leave_one_out_advantages_match_a_brute_force_loop():
 
 
 def test_leave_one_out_gives_no_signal_to_unanimous_groups_and_rejects_bad_groups():
-    from fourfold.critical.rl import leave_one_out_advantages
+    from fourfold.critical.losses import leave_one_out_advantages
 
     mask = torch.ones(4, 2, dtype=torch.bool)
     adv = leave_one_out_advantages(torch.tensor([1.0, 1.0, 0.0, 0.0]), mask, 2)

@@ -8,8 +8,8 @@ drives it down, which is what the arithmetic RL runs show and what this test rul
 import torch
 
 from fourfold.critical.arithmetic import prompt
+from fourfold.critical.losses import LossConfig, baseline_advantages, rl_loss
 from fourfold.critical.model import build_model
-from fourfold.critical.rl import LossConfig, baseline_advantages, rl_loss
 from fourfold.critical.rollout import action_log_probs, sample, teacher_forced
 from fourfold.critical.tokenizer import CharTokenizer
 

@@ -10,8 +10,9 @@ import torch
 
 from fourfold.core.benchmark import median_seconds
 from fourfold.critical.arithmetic import pretrain_pairs, prompt
+from fourfold.critical.losses import target_loss
 from fourfold.critical.model import build_model, count_parameters
-from fourfold.critical.pretrain import AdditionExamples, collate, target_loss
+from fourfold.critical.pretrain import AdditionExamples, collate
 from fourfold.critical.rollout import sample
 from fourfold.critical.tokenizer import CharTokenizer
 
@@ -40,7 +41,7 @@ def rl_iteration_profile(model, tok, batch: int, tokens: int, repeats: int) -> N
     """Seconds per part of one RL iteration (medians): sampling, the reference's and the policy's
     teacher-forced passes, the loss, backward and the optimiser step."""
     from fourfold.critical.kl import token_weights
-    from fourfold.critical.rl import LossConfig, leave_one_out_advantages, rl_loss
+    from fourfold.critical.losses import LossConfig, leave_one_out_advantages, rl_loss
     from fourfold.critical.rollout import action_log_probs, reference_outputs, teacher_forced
 
     prompts = [

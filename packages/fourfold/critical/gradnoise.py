@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from fourfold.critical.lit import RLLit, RLSettings
-from fourfold.critical.rl import LossConfig
+from fourfold.critical.losses import LossConfig
 
 DEFAULT_MODEL = ".cache/critical/pretrain/N3_mix0.05_both0.2_tiny_2000steps_345650d5/model.pt"
 

@@ -1,5 +1,6 @@
 """Lightning glue: the pre-training module and the RL module (manual optimisation). Both train through
-``fourfold.core.train.fit``; the math lives in ``pretrain``, ``rollout``, ``kl`` and ``rl``."""
+``fourfold.core.train.fit``; the math lives in ``losses``, ``rollout`` and ``kl``. The stage drivers
+(``pretrain``, ``rl``) import this module; it imports neither of them."""
 
 import json
 from dataclasses import dataclass, field
@@ -24,8 +25,15 @@ from fourfold.critical.evaluation import (
     probability_at,
 )
 from fourfold.critical.kl import token_weights
-from fourfold.critical.pretrain import target_loss, warmup_cosine
-from fourfold.critical.rl import LossConfig, baseline_advantages, gae, leave_one_out_advantages, rl_loss
+from fourfold.critical.losses import (
+    LossConfig,
+    baseline_advantages,
+    gae,
+    leave_one_out_advantages,
+    rl_loss,
+    target_loss,
+    warmup_cosine,
+)
 from fourfold.critical.rollout import action_log_probs, reference_outputs, sample, teacher_forced
 
 OPTIMIZERS = ("adam", "sgd")

@@ -1,10 +1,10 @@
-"""Supervised pre-training on scratchpad additions: examples, the target-only loss, the warmup + cosine
-schedule, and a cache of finished pre-trained checkpoints keyed by everything that shapes them.
+"""The pre-training stage driver: supervised examples of scratchpad additions, and a cache of finished
+pre-trained checkpoints keyed by everything that shapes them. The loss and its schedule are in ``losses``,
+the Lightning module in ``lit``; this module imports them, never the other way round.
 """
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -13,9 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from fourfold.critical.arithmetic import prompt, scratchpad
+from fourfold.critical.losses import IGNORE
 from fourfold.critical.tokenizer import CharTokenizer
-
-IGNORE = -100
 
 
 @dataclass(frozen=True)
@@ -96,21 +95,6 @@ def collate(batch, pad_id: int):
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the target tokens (labels != -100); logits [B, L, V]."""
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=IGNORE
-    )
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, floor: float = 0.1) -> float:
-    """LR multiplier: linear warmup to 1, then cosine decay to ``floor`` at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def training_pairs(spec: PretrainSpec) -> list[tuple[int, int]]:
     from fourfold.critical.arithmetic import pretrain_pairs
 
@@ -142,6 +126,7 @@ def pretrained_model(
     interrupted pre-training resumes from the cache folder's last checkpoint. ``snapshot_every`` also keeps
     the weights every that many steps (``snapshot_path``): the checkpoint of ``stop_at = k`` is the same
     run stopped at k, so a snapshot can be picked as a reference. Returns (model, info dict)."""
+    # Imported here: Lightning takes seconds to import and the examples above are used without it.
     from torch.utils.data import DataLoader
 
     from fourfold.core.train import fit

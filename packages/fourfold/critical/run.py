@@ -31,9 +31,10 @@ from fourfold.critical.evaluation import (
 )
 from fourfold.critical.kl import beta_rule, certainty_from_logits, check_beta
 from fourfold.critical.lit import RLSettings
+from fourfold.critical.losses import LossConfig
 from fourfold.critical.model import SIZES, Critic, set_dropout
 from fourfold.critical.pretrain import PretrainSpec, pretrained_model
-from fourfold.critical.rl import LossConfig, fine_tune
+from fourfold.critical.rl import fine_tune
 from fourfold.critical.rollout import reference_outputs, sample
 from fourfold.critical.tokenizer import CharTokenizer
 
