@@ -36,14 +36,15 @@ def test_one_epoch_yolo_training_offline(tmp_path):
     """The section 5.3 recipe: build from yaml, train one epoch on 16 images at 160 px, no network."""
     import torch
 
-    from fourfold.faceblur import data, synthetic, yolo
-    from fourfold.faceblur.detectors import YoloDetector
+    from fourfold.faceblur.data import formats, synthetic
+    from fourfold.faceblur.models import yolo
+    from fourfold.faceblur.tool.detectors import YoloDetector
 
     stills = synthetic.make_stills(16, "train", seed=0, size=(160, 160))
-    data.write_yolo_split(stills, tmp_path / "d", "train")
-    data.write_yolo_split(stills[:4], tmp_path / "d", "val")
+    formats.write_yolo_split(stills, tmp_path / "d", "train")
+    formats.write_yolo_split(stills[:4], tmp_path / "d", "val")
     threads = torch.get_num_threads()
-    best = yolo.train(data.write_yolo_yaml(tmp_path / "d"), tmp_path, epochs=1, imgsz=160, batch=8)
+    best = yolo.train(formats.write_yolo_yaml(tmp_path / "d"), tmp_path, epochs=1, imgsz=160, batch=8)
     assert torch.get_num_threads() == threads  # ultralytics would reset it to cpu_count - 1
     weights = yolo.export_weights(best, tmp_path / "y.pt", imgsz=160)
     boxes, scores = YoloDetector(weights, threshold=0.0).detect(stills[0][0])
@@ -72,8 +73,8 @@ def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     """``yolo.init``: ultralytics' loader reads back exactly the tensors of the packaged weights."""
     import torch
 
-    from fourfold.faceblur import yolo
-    from fourfold.faceblur.detectors import packaged_weights
+    from fourfold.faceblur.models import yolo
+    from fourfold.faceblur.tool.detectors import packaged_weights
 
     yolo.offline_environment(tmp_path / "cfg")
     from ultralytics.nn.tasks import load_checkpoint
@@ -91,9 +92,9 @@ def test_teacher_stills_carry_the_detectors_boxes():
     """The authors' U-Net targets: each still's boxes become approach 1's detections on it."""
     import numpy as np
 
-    from fourfold.faceblur import synthetic
-    from fourfold.faceblur.detectors import YoloDetector
+    from fourfold.faceblur.data import synthetic
     from fourfold.faceblur.lit import teacher_stills
+    from fourfold.faceblur.tool.detectors import YoloDetector
 
     stills = synthetic.make_stills(2, "test", seed=5, size=(160, 160))
     relabelled = teacher_stills(stills, None, threshold=0.3)

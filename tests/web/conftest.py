@@ -186,7 +186,7 @@ def face_frame(size=(240, 320)):
     import cv2
     import numpy as np
 
-    from fourfold.faceblur import synthetic
+    from fourfold.faceblur.data import synthetic
 
     frame = synthetic.background(np.random.default_rng(0), *size)
     hopper = [f for f in synthetic.face_bank("test") if f.identity == "hopper"][0].face_crop
@@ -200,7 +200,7 @@ def face_files(tmp_path_factory) -> dict[str, Path]:
     import cv2
     import numpy as np
 
-    from fourfold.faceblur import video
+    from fourfold.faceblur.tool import video
 
     folder = tmp_path_factory.mktemp("faces")
     frame = face_frame()

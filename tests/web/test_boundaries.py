@@ -15,10 +15,10 @@ ALLOWED = {
     "fourfold.critical",
     "fourfold.critical.arithmetic",  # prompt and the critical-position locator
     "fourfold.critical.model",  # load_checkpoint (weights_only)
-    "fourfold.faceblur.cli",  # the fourfold-blur tool's functions: read_image, anonymize_path, suffixes
-    "fourfold.faceblur.pipeline",  # make_pipeline / anonymize_image: what fourfold-blur runs per image
-    "fourfold.faceblur.blur",  # MODES
-    "fourfold.faceblur.video",  # anonymize_video, VideoError: what fourfold-blur runs per video
+    "fourfold.faceblur.tool.cli",  # the fourfold-blur tool's functions: read_image, anonymize_path, suffixes
+    "fourfold.faceblur.tool.pipeline",  # make_pipeline / anonymize_image: what fourfold-blur runs per image
+    "fourfold.faceblur.tool.blur",  # MODES
+    "fourfold.faceblur.tool.video",  # anonymize_video, VideoError: what fourfold-blur runs per video
 }
 
 

@@ -24,8 +24,8 @@ SIZES = ((640, 360), (1280, 720))
 
 
 def make_clip_file(folder: Path, width: int, height: int, frames: int) -> Path:
-    from fourfold.faceblur.synthetic import make_clip
-    from fourfold.faceblur.video import write_video
+    from fourfold.faceblur.data.synthetic import make_clip
+    from fourfold.faceblur.tool.video import write_video
 
     clip = make_clip(0, "test", size=(height, width), n_frames=frames, n_tracks=4, face_px=(20, height // 4))
     return write_video(folder / f"clip_{width}x{height}_{frames}.mp4", clip.frames, fps=clip.fps)
@@ -34,7 +34,7 @@ def make_clip_file(folder: Path, width: int, height: int, frames: int) -> Path:
 def command(tool: str, clip: Path, out: Path) -> list[str]:
     if tool == "deface":
         return [sys.executable, "-m", "deface.deface", str(clip), "-o", str(out), "--backend", "opencv"]
-    ours = [sys.executable, "-m", "fourfold.faceblur.cli", str(clip), "-o", str(out)]
+    ours = [sys.executable, "-m", "fourfold.faceblur.tool.cli", str(clip), "-o", str(out)]
     return [*ours, "--method", tool, "--quiet"]
 
 

