@@ -38,6 +38,7 @@ def test_quick_and_paper_presets_validate():
         ("critical.rl.conditions=[{name: x, mode: none, beta: 0, group_size: 3}]", "group_size"),
         ("critical.model_size=huge", "model_size"),
         ("critical.stages=[pretrain, dance]", "stages"),
+        ("critical.model.positions=alibi", "position scheme"),
     ],
 )
 def test_invalid_settings_fail_before_compute(override, message):
@@ -55,6 +56,9 @@ def test_operands_longer_than_the_context_fail_before_compute():
 def test_degree_specs_carry_the_pretraining_knobs():
     spec = degree_specs(config().critical)[0]
     assert (spec.batch_size, spec.size, spec.mix_fraction, spec.both_fraction) == (32, "tiny", 0.05, 0.2)
+    assert spec.positions == "learned" and spec.name == "N3_mix0.05_both0.2_tiny_2000steps_345650d5"
+    nope = degree_specs(config("critical.model.positions=nope").critical)[0]
+    assert nope.positions == "nope" and "_tiny_nope_2000steps_" in nope.name
 
 
 def test_conditions_override_recipe_knobs_and_reject_unknown_keys():

@@ -16,6 +16,7 @@ from fourfold.critical.arithmetic import (
     scratchpad,
 )
 from fourfold.critical.kl import certainty_from_logits
+from fourfold.critical.model import context_length
 from fourfold.critical.rollout import Rollout, left_pad, position_ids, sample, teacher_forced
 from fourfold.critical.tokenizer import CharTokenizer
 
@@ -28,7 +29,7 @@ def _batches(items, size):
 def generation_limit(model, tokenizer: CharTokenizer, pairs, digits: int) -> int:
     """The episode length limit for ``digits``, capped so prompt + episode fit in the model's context."""
     longest_prompt = max(len(prompt(a, b)) for a, b in pairs)
-    return min(max_continuation_length(digits), model.config.n_positions - longest_prompt)
+    return min(max_continuation_length(digits), context_length(model) - longest_prompt)
 
 
 @torch.no_grad()

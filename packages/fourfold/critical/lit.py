@@ -18,6 +18,7 @@ from fourfold.critical.arithmetic import (
     reward,
     rl_pairs,
 )
+from fourfold.critical.digit_index import offset_indices
 from fourfold.critical.evaluation import (
     critical_token_probability,
     first_error_positions,
@@ -34,6 +35,7 @@ from fourfold.critical.losses import (
     target_loss,
     warmup_cosine,
 )
+from fourfold.critical.model import context_length
 from fourfold.critical.rollout import action_log_probs, reference_outputs, sample, teacher_forced
 
 OPTIMIZERS = ("adam", "sgd")
@@ -41,16 +43,18 @@ TRAINABLE = ("all", "head", "norms")
 
 
 def trainable_parameters(model, which: str) -> list:
-    """The policy's parameters that RL updates: ``all``; ``norms``: every LayerNorm's gain and bias (a few
-    thousand numbers; the final one sets the scale of the logits, i.e. how sharp the next-token
-    distribution is); ``head``: the norms plus the token embedding (tied to the output layer in GPT-2)."""
+    """The policy's parameters that RL updates: ``all``; ``norms``: every normalisation layer's gain and
+    bias (LayerNorm, or RMSNorm for ``rope``; a few thousand numbers; the final one sets the scale of the
+    logits, i.e. how sharp the next-token distribution is); ``head``: the norms plus the token embedding
+    (tied to the output layer)."""
+    if which not in TRAINABLE:
+        raise ValueError(f"trainable must be one of {TRAINABLE}, got {which!r}")
     if which == "all":
         return list(model.parameters())
-    if which == "norms":
-        return [p for name, p in model.named_parameters() if ".ln_" in name]
+    chosen = {id(p) for m in model.modules() if type(m).__name__.endswith("Norm") for p in m.parameters()}
     if which == "head":
-        return [p for name, p in model.named_parameters() if "wte" in name or ".ln_" in name]
-    raise ValueError(f"trainable must be one of {TRAINABLE}, got {which!r}")
+        chosen.add(id(model.get_input_embeddings().weight))
+    return [p for p in model.parameters() if id(p) in chosen]
 
 
 class PretrainLit(L.LightningModule):
@@ -63,7 +67,11 @@ class PretrainLit(L.LightningModule):
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
 
     def training_step(self, batch, batch_idx):
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        extra = {}
+        if "digit_offset" in batch:  # digit-index models: indices shifted by each example's offset
+            index = self.model.base_model.digit_indices(batch["input_ids"])
+            extra["digit_index"] = offset_indices(index, batch["digit_offset"])
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra)
         loss = target_loss(out.logits, batch["labels"])
         self.log("train_loss", loss, prog_bar=True)
         return loss
@@ -169,7 +177,7 @@ class RLLit(L.LightningModule):
         self.reference.eval()
         self.tokenizer = tokenizer
         self.failures = None  # {eval pair: (offset, char)} where the reference's greedy answer goes wrong
-        self.settings = settings.validate(policy.config.n_positions)
+        self.settings = settings.validate(context_length(policy))
         if settings.algorithm == "a2c" and critic is None:
             raise ValueError("algorithm 'a2c' needs a critic head")
 

@@ -1,5 +1,10 @@
-"""The character-level GPT-2 (``transformers.GPT2LMHeadModel`` from ``GPT2Config``), its size presets, the
-optional critic head, and checkpoint files that carry the tokenizer and the architecture with the weights.
+"""The character-level model: ``transformers.GPT2LMHeadModel`` from ``GPT2Config`` (or, for rotary
+positions, a ``LlamaForCausalLM`` of the same size), its size presets and position schemes, the optional
+critic head, and checkpoint files that carry the tokenizer and the architecture with the weights.
+
+Every other module uses the models through the causal-LM interface (``model(input_ids, attention_mask,
+position_ids)``, ``model.base_model``, ``model.get_output_embeddings()``) and ``context_length``; only
+``decoding`` looks inside GPT-2 (its fast path).
 """
 
 from pathlib import Path
@@ -22,13 +27,39 @@ SIZES = {
 }
 
 
-def build_model(size: str | dict, vocab_size: int, dropout: float = 0.0):
-    """A freshly initialised ``GPT2LMHeadModel``; ``size`` is a preset name or a dict of the four knobs."""
+# How the model knows where a token is (``critical.model.positions``, issue 19):
+POSITIONS = {
+    "learned": "GPT-2's learned absolute position embeddings (the default; the model of every result so far)",
+    "nope": "GPT-2 with its position table zeroed and frozen: no position embedding, only the causal mask",
+    "rope": "LlamaForCausalLM of the same width, depth and heads: rotary positions, RMSNorm, SwiGLU MLP",
+    "digit_index": "nope plus an embedding of each digit's index in its number (digit_index.py, Abacus-like)",
+}
+
+
+def check_positions(positions: str) -> str:
+    if positions not in POSITIONS:
+        raise ValueError(f"unknown position scheme {positions!r}; choose one of {list(POSITIONS)}")
+    return positions
+
+
+def build_model(
+    size: str | dict,
+    vocab_size: int,
+    dropout: float = 0.0,
+    positions: str = "learned",
+    tokenizer: CharTokenizer | None = None,
+):
+    """A freshly initialised causal LM; ``size`` is a preset name or a dict of the four knobs, ``positions``
+    one of ``POSITIONS``: a ``GPT2LMHeadModel`` except for ``rope`` (a ``LlamaForCausalLM``).
+    ``tokenizer`` (default: the format's ``CharTokenizer``) tells ``digit_index`` which ids are digits."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     if isinstance(size, str) and size not in SIZES:
         raise ValueError(f"unknown model size {size!r}; choose one of {sorted(SIZES)}")
+    check_positions(positions)
     arch = dict(SIZES[size]) if isinstance(size, str) else dict(size)
+    if positions == "rope":
+        return _llama(arch, vocab_size, dropout)
     config = GPT2Config(
         vocab_size=vocab_size,
         bos_token_id=vocab_size - 1,
@@ -39,12 +70,77 @@ def build_model(size: str | dict, vocab_size: int, dropout: float = 0.0):
         attn_pdrop=dropout,
         **arch,
     )
-    return GPT2LMHeadModel(config)
+    if positions == "learned":
+        return GPT2LMHeadModel(config)
+    config.position_scheme = positions
+    if positions == "nope":
+        model = GPT2LMHeadModel(config)
+    else:
+        from fourfold.critical.digit_index import digit_index_model
+
+        tokenizer = tokenizer or CharTokenizer()
+        if tokenizer.vocab_size != vocab_size:
+            raise ValueError(f"the tokenizer has {tokenizer.vocab_size} symbols, the model {vocab_size}")
+        model = digit_index_model(config, tokenizer)
+    # No absolute positions: the table stays in the state dict (the library's GPT-2 always adds it), as
+    # zeros that no optimiser moves (no gradient).
+    with torch.no_grad():
+        model.transformer.wpe.weight.zero_()
+    model.transformer.wpe.weight.requires_grad_(False)
+    return model
+
+
+def _llama(arch: dict, vocab_size: int, dropout: float):
+    """Rotary positions: a Llama of GPT-2's width, depth and heads; its SwiGLU MLP is 8d/3 wide, so the MLP
+    has GPT-2's 8d^2 weights; tied embeddings as in GPT-2. ``n_positions`` is its context limit."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=arch["n_embd"],
+        intermediate_size=8 * arch["n_embd"] // 3,
+        num_hidden_layers=arch["n_layer"],
+        num_attention_heads=arch["n_head"],
+        num_key_value_heads=arch["n_head"],
+        max_position_embeddings=arch["n_positions"],
+        tie_word_embeddings=True,
+        attention_dropout=dropout,
+        rms_norm_eps=1e-5,
+        bos_token_id=vocab_size - 1,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    config.position_scheme = "rope"
+    return LlamaForCausalLM(config)
+
+
+def position_scheme(model) -> str:
+    """The ``POSITIONS`` scheme of a model built by ``build_model``."""
+    return getattr(model.config, "position_scheme", "learned")
+
+
+def context_length(model) -> int:
+    """The positions a model may use (GPT-2's ``n_positions``, Llama's ``max_position_embeddings``)."""
+    return int(model.config.max_position_embeddings)
+
+
+def hidden_size(model) -> int:
+    return int(model.config.hidden_size)
 
 
 def architecture(model) -> dict:
+    """The four size knobs, and the position scheme unless it is ``learned`` (so the files of learned
+    models are written exactly as before the schemes existed)."""
     c = model.config
-    return {"n_layer": c.n_layer, "n_embd": c.n_embd, "n_head": c.n_head, "n_positions": c.n_positions}
+    arch = {
+        "n_layer": c.num_hidden_layers,
+        "n_embd": c.hidden_size,
+        "n_head": c.num_attention_heads,
+        "n_positions": c.max_position_embeddings,
+    }
+    if position_scheme(model) != "learned":
+        arch["positions"] = position_scheme(model)
+    return arch
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -81,16 +177,23 @@ def save_checkpoint(path: str | Path, model, tokenizer: CharTokenizer, extra: di
         "tokenizer": tokenizer.to_dict(),
         "extra": dict(extra or {}),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: torch names the archive's root folder after a path's stem (here a random
+    # temporary name), so only this way do equal checkpoints give byte-equal files (sha256 in provenance).
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, tokenizer: CharTokenizer | None = None, size: str | dict | None = None):
+def load_checkpoint(
+    path: str | Path,
+    tokenizer: CharTokenizer | None = None,
+    size: str | dict | None = None,
+    positions: str | None = None,
+):
     """Load a model saved by ``save_checkpoint``; returns (model, tokenizer, extra).
 
-    With ``tokenizer`` / ``size`` given, a checkpoint whose vocabulary or architecture differs is an error
-    (raised before any compute).
+    With ``tokenizer`` / ``size`` / ``positions`` given, a checkpoint whose vocabulary, architecture or
+    position scheme differs is an error (raised before any compute).
     """
     path = Path(path)
     if not path.is_file():
@@ -99,7 +202,8 @@ def load_checkpoint(path: str | Path, tokenizer: CharTokenizer | None = None, si
     saved_tok = CharTokenizer.from_dict(payload["tokenizer"])
     if tokenizer is not None:
         tokenizer.check_matches(saved_tok, where=f"checkpoint {path}")
-    arch = payload["architecture"]
+    arch = dict(payload["architecture"])
+    saved_positions = arch.pop("positions", "learned")  # files from before the schemes: learned
     if size is not None:
         wanted = dict(SIZES[size]) if isinstance(size, str) else dict(size)
         if wanted != arch:
@@ -107,6 +211,11 @@ def load_checkpoint(path: str | Path, tokenizer: CharTokenizer | None = None, si
                 f"checkpoint {path} has architecture {arch}, the config asks for {wanted}: "
                 "set the model size to match or pre-train a new checkpoint"
             )
-    model = build_model(arch, saved_tok.vocab_size)
+    if positions is not None and check_positions(positions) != saved_positions:
+        raise ValueError(
+            f"checkpoint {path} has position scheme {saved_positions!r}, the config asks for {positions!r}: "
+            "set critical.model.positions to match or pre-train a new checkpoint"
+        )
+    model = build_model(arch, saved_tok.vocab_size, positions=saved_positions, tokenizer=saved_tok)
     model.load_state_dict(payload["state_dict"])
     return model, saved_tok, dict(payload.get("extra", {}))

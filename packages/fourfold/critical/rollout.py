@@ -1,10 +1,13 @@
 """Batched episodes: left-padded prompts, sampling with a KV cache, episode ends, one teacher-forced pass.
 
 Prompts of different lengths are left-padded and every forward pass gets the attention mask and position
-ids counted from each row's first real token, so a row's numbers do not depend on its batch mates (the
-model has learned absolute positions). An episode ends at whichever comes first: the ``\\n`` that closes
-the line after ``</scratch>\\n``, the EOS/pad token (kept as the last action), or the length limit. Tokens
-after the end are pad and are masked out of every loss term (``action_mask``).
+ids counted from each row's first real token, so a row's numbers do not depend on its batch mates (learned
+absolute and rotary positions read the ids; NoPE and digit-index models ignore them). Models are used
+through the causal-LM interface, so every position scheme of ``model.POSITIONS`` works here.
+
+An episode ends at whichever comes first: the ``\\n`` that closes the line after ``</scratch>\\n``, the
+EOS/pad token (kept as the last action), or the length limit. Tokens after the end are pad and are masked
+out of every loss term (``action_mask``).
 """
 
 from dataclasses import dataclass
@@ -12,7 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from fourfold.critical.arithmetic import SCRATCH_CLOSE
-from fourfold.critical.decoding import StaticDecoder
+from fourfold.critical.decoding import decoder as incremental_decoder
+from fourfold.critical.model import context_length
 from fourfold.critical.tokenizer import CharTokenizer
 
 
@@ -21,7 +25,9 @@ class Rollout:
     """A batch of finished episodes.
 
     tokens, attention_mask, position_ids: [B, P + T] (P = padded prompt length, T = generated steps);
-    action_mask: [B, T] bool, True for the actions inside each episode; texts: the episodes' continuations.
+    action_mask: [B, T] bool, True for the actions inside each episode; texts: the episodes' continuations;
+    logp: [B, T], the sampler's log-probability of each action (at the sampling temperature; at T = 1 for
+    greedy decoding), for checks against ``teacher_forced`` (0 after an episode's end).
     """
 
     tokens: torch.Tensor
@@ -30,6 +36,7 @@ class Rollout:
     action_mask: torch.Tensor
     prompt_len: int
     texts: list[str]
+    logp: torch.Tensor | None = None
 
     @property
     def actions(self) -> torch.Tensor:
@@ -110,12 +117,12 @@ def sample(
     use_cache: bool = True,
 ) -> Rollout:
     """Generate one episode per prompt. ``use_cache=False`` re-encodes the whole prefix at every token (the
-    slow reference the KV-cache path must agree with); the cached path uses ``decoding.StaticDecoder``.
+    slow reference the KV-cache path must agree with); the cached path uses ``decoding.decoder``.
     The model may sit on any device; sampling and the returned tensors are on the CPU (a GPU model gets
     its inputs moved, one small transfer per token)."""
     if temperature <= 0 and not greedy:
         raise ValueError(f"sampling temperature must be > 0, got {temperature}")
-    n_positions = model.config.n_positions
+    n_positions = context_length(model)
     ids, mask = left_pad([tokenizer.encode(p) for p in prompts], tokenizer.pad_id)
     if ids.shape[1] + max_new_tokens > n_positions:
         raise ValueError(
@@ -127,9 +134,9 @@ def sample(
     device = model_device(model)
     ends = _EpisodeEnds(len(prompts), tokenizer)
     prompt_len = ids.shape[1]
-    action_mask = []
+    action_mask, action_logp = [], []
     if use_cache:
-        decoder = StaticDecoder(model, len(prompts), prompt_len + max_new_tokens)
+        decoder = incremental_decoder(model, len(prompts), prompt_len + max_new_tokens)
         logits = decoder(ids, position_ids(mask), mask.bool())[:, -1].float().cpu()
     else:
         logits = _full_forward(model, ids, mask, device)[:, -1].float().cpu()
@@ -137,6 +144,8 @@ def sample(
         token = _next_token(logits, temperature, greedy, generator)
         active = ~ends.done
         token = torch.where(active, token, torch.full_like(token, tokenizer.pad_id))
+        logp_all = torch.log_softmax(logits if greedy else logits / temperature, dim=-1)
+        action_logp.append(torch.where(active, logp_all.gather(-1, token[:, None]).squeeze(-1), 0.0))
         action_mask.append(active)
         ends.update(token.tolist())
         ids = torch.cat([ids, token[:, None]], dim=1)
@@ -157,6 +166,7 @@ def sample(
         action_mask=torch.stack(action_mask, dim=1),
         prompt_len=prompt_len,
         texts=ends.texts,
+        logp=torch.stack(action_logp, dim=1),
     )
 
 
@@ -165,15 +175,15 @@ def teacher_forced(model, rollout: Rollout, *, output_hidden: bool = False):
     (and the last hidden states of the same states, [B, T, d], with ``output_hidden``), on the CPU
     whatever the model's device (the move keeps the gradient)."""
     device = model_device(model)
-    # The trunk, then the head: the final hidden states feed the critic (GPT2LMHeadModel's two parts).
-    hidden = model.transformer(
+    # The trunk, then the head (a causal LM's two parts): the final hidden states feed the critic.
+    hidden = model.base_model(
         input_ids=rollout.tokens.to(device),
         attention_mask=rollout.attention_mask.to(device),
         position_ids=rollout.position_ids.to(device),
     ).last_hidden_state
     p = rollout.prompt_len
     hidden = hidden[:, p - 1 : -1]
-    logits = model.lm_head(hidden).cpu()
+    logits = model.get_output_embeddings()(hidden).cpu()
     return (logits, hidden.cpu()) if output_hidden else logits
 
 

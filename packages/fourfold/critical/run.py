@@ -32,7 +32,7 @@ from fourfold.critical.evaluation import (
 from fourfold.critical.kl import beta_rule, certainty_from_logits, check_beta
 from fourfold.critical.lit import RLSettings
 from fourfold.critical.losses import LossConfig
-from fourfold.critical.model import SIZES, Critic, set_dropout
+from fourfold.critical.model import SIZES, Critic, hidden_size, set_dropout
 from fourfold.critical.pretrain import PretrainSpec, pretrained_model
 from fourfold.critical.rl import fine_tune
 from fourfold.critical.rollout import reference_outputs, sample
@@ -57,6 +57,7 @@ def degree_specs(c: DictConfig) -> list[PretrainSpec]:
             seed=int(p.seed),
             both_fraction=float(d.get("both_fraction", 0.0)),
             stop_at=int(d.get("stop_at", 0)),
+            positions=str(c.model.positions),
         ).validate()
         for d in c.degrees
     ]
@@ -348,7 +349,7 @@ def rl_run(cfg, model, tok, settings, iterations: int, run_dir: Path, log_file=N
     policy, reference = copy.deepcopy(model), copy.deepcopy(model)
     set_dropout(policy, 0.0)
     set_dropout(reference, 0.0)
-    critic = Critic(policy.config.n_embd) if settings.algorithm == "a2c" else None
+    critic = Critic(hidden_size(policy)) if settings.algorithm == "a2c" else None
     torch.manual_seed(settings.seed)
     start = time.time()
     fine_tune(
