@@ -99,7 +99,7 @@ class LiveServer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):
@@ -118,19 +118,27 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
+def serve():
+    """Serve another app: ``with serve(create_app(...)) as server: server.url``."""
+    return LiveServer
+
+
+@pytest.fixture(scope="session")
 def web_root(tmp_path_factory) -> Path:
     """An empty project root for the app: no .cache/critical, so no model unless a test gives one."""
     return tmp_path_factory.mktemp("web-root")
 
 
 @pytest.fixture(scope="session")
-def live_server(web_root):
-    from fourfold.web.app import Limits, Settings, create_app
+def live_server(web_root, micro_checkpoint):
+    from fourfold.web.app import Settings, create_app
+    from fourfold.web.limits import Limits
 
-    # Small upload limits so that "too large" is quick to provoke.
+    # Small upload limits so that "too large" is quick to provoke; the micro model's folder is offered.
     settings = Settings(
         root=web_root,
-        limits=Limits(request_mb=3.0, table_mb=1.0, image_mb=1.0, video_mb=2.0, video_seconds=1.0),
+        checkpoint_folders=(micro_checkpoint.parent,),
+        limits=Limits(table_mb=1.0, image_mb=1.0, video_mb=2.0, video_seconds=1.0),
     )
     with LiveServer(create_app(settings)) as server:
         yield server
@@ -208,3 +216,11 @@ def face_files(tmp_path_factory) -> dict[str, Path]:
     video.write_video(folder / "hopper.mp4", np.stack([frame] * 12), fps=24)
     video.write_video(folder / "long.mp4", np.zeros((48, 32, 48, 3), np.uint8), fps=24)
     return {"image": folder / "hopper.png", "clip": folder / "hopper.mp4", "long": folder / "long.mp4"}
+
+
+@pytest.fixture(scope="session")
+def face_frame_large():
+    """``face_frame()`` upscaled 4x (1280 x 960)."""
+    import cv2
+
+    return cv2.resize(face_frame(), (1280, 960), interpolation=cv2.INTER_CUBIC)

@@ -2,21 +2,26 @@
 
 import html
 import io
-import tempfile
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from fourfold.critical import scratchpad
-from fourfold.web.app import Limits, Settings, create_app
+from fourfold.web.app import Settings, create_app
+from fourfold.web.limits import Limits
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, micro_checkpoint):
     root = tmp_path_factory.mktemp("root")
-    app = create_app(Settings(root=root, limits=Limits(request_mb=2.0, table_mb=0.5)))
-    return TestClient(app, raise_server_exceptions=False)
+    settings = Settings(root=root, checkpoint_folders=(micro_checkpoint.parent,), limits=Limits(table_mb=0.5))
+    return TestClient(create_app(settings), base_url="http://127.0.0.1", raise_server_exceptions=False)
+
+
+def model_key(checkpoint) -> str:
+    """The critical page's name for a checkpoint offered from a --checkpoints folder."""
+    return f"{checkpoint.parent.name}: {checkpoint.name}"
 
 
 def npy_bytes(array) -> bytes:
@@ -72,7 +77,7 @@ def test_hierarchical_uploaded_tree_and_csv_probabilities(client):
         ({"probs": ("p.npy", npy_bytes(np.ones((2, 3))))}, "one column per leaf"),
         ({"probs": ("p.npy", npy_bytes(np.full((2, 608), 0.5)))}, "probabilities"),
         ({"probs": ("p.csv", b"")}, "is empty"),
-        ({"probs": ("p.npy", b"0" * 600_000)}, "larger than the 0.5 MB limit"),
+        ({"probs": ("p.npy", b"0" * 600_000)}, "larger than the page's 0.5 MB limit"),
         ({"tree_file": ("t.json", b"{not json"), "probs": ("p.csv", b"1\n")}, "tree JSON"),
         (
             {"probs": ("p.npy", npy_bytes(np.full((2, 608), 1 / 608))), "labels": ("y.csv", b"0\n9999\n")},
@@ -88,8 +93,8 @@ def test_hierarchical_bad_uploads_say_what_is_wrong(client, files, message):
 
 
 def test_whole_request_over_the_limit_is_refused_before_parsing(client):
-    response = client.post("/scoring", files={"table": ("d.csv", b"0" * 2_200_000)})
-    assert response.status_code == 413 and "over the server's 2 MB limit" in error_of(response)
+    response = client.post("/scoring", files={"table": ("d.csv", b"0" * 2_200_000)})  # cap: 0.5 MB + 1 MB
+    assert response.status_code == 413 and "larger than the page's 0.5 MB limit" in error_of(response)
 
 
 def scoring_csv(n=200, seed=0) -> bytes:
@@ -129,11 +134,11 @@ def test_scoring_bad_tables_say_what_is_wrong(client, data, csv, message):
 
 
 def test_critical_without_a_model_explains_and_with_a_checkpoint_shows_certainty(client, micro_checkpoint):
-    response = client.post("/critical", data={"a": "987", "b": "45", "n_digits": "2", "checkpoint": ""})
-    assert response.status_code == 200 and "No model is available" in response.text
+    response = client.post("/critical", data={"a": "987", "b": "45", "n_digits": "2", "model": ""})
+    assert response.status_code == 200 and "No model is chosen" in response.text
     assert 'class="critical"' in response.text and "title=" not in response.text
     response = client.post(
-        "/critical", data={"a": "987", "b": "45", "n_digits": "2", "checkpoint": str(micro_checkpoint)}
+        "/critical", data={"a": "987", "b": "45", "n_digits": "2", "model": model_key(micro_checkpoint)}
     )
     assert response.status_code == 200, error_of(response)
     text = scratchpad(987, 45)
@@ -141,22 +146,24 @@ def test_critical_without_a_model_explains_and_with_a_checkpoint_shows_certainty
     assert "mean J at the" in response.text
 
 
-def test_critical_refuses_a_missing_checkpoint_and_bad_numbers(client, tmp_path):
-    response = client.post("/critical", data={"a": "1", "b": "2", "checkpoint": str(tmp_path / "no.pt")})
-    assert response.status_code == 400 and "no checkpoint at" in error_of(response)
+def test_critical_lists_the_folder_and_refuses_a_model_not_in_the_list(client, micro_checkpoint, tmp_path):
+    page = client.get("/critical").text
+    assert f'<option value="{model_key(micro_checkpoint)}" selected>' in page
+    assert str(micro_checkpoint.parent) not in page  # names, never paths
+    response = client.post("/critical", data={"a": "1", "b": "2", "model": str(tmp_path / "no.pt")})
+    assert response.status_code == 400 and "choose a model from the list" in error_of(response)
     response = client.post("/critical", data={"a": "1" * 13, "b": "2"})
     assert "more than 12 digits" in error_of(response)
 
 
-def test_uploads_are_deleted_after_the_response(client, tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+def test_uploads_are_deleted_after_the_response(client):
     client.post(
         "/scoring",
         data={"treatment": "treated", "outcome": "outcome"},
         files={"table": ("d.csv", scoring_csv())},
     )
     client.post("/hierarchical", data={"metric": "hF_1"}, files={"probs": ("p.txt", b"1")})
-    assert list(tmp_path.iterdir()) == []
+    assert list((client.app.state.workspace.root / "requests").iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -181,7 +188,9 @@ def test_faceblur_keeps_outputs_only_and_refuses_other_names(client, face_files)
     assert response.status_code == 200, error_of(response)
     job = next(iter(client.app.state.jobs._jobs.values()))
     assert sorted(p.name for p in job.folder.iterdir()) == ["anonymized.png", "boxes.png"]  # input deleted
-    assert client.get(f"/faceblur/jobs/{job.id}/anonymized.png").headers["content-type"] == "image/png"
+    download = client.get(f"/faceblur/jobs/{job.id}/anonymized.png")
+    assert download.headers["content-type"] == "image/png"
+    assert download.headers["content-disposition"] == 'attachment; filename="hopper_anonymized.png"'
     assert client.get(f"/faceblur/jobs/{job.id}/input.png").status_code == 404
     assert client.get(f"/faceblur/jobs/{job.id}/..%2F..%2Fetc%2Fpasswd").status_code == 404
     assert "this result is gone" in error_of(client.get("/faceblur/jobs/nonexistent"))
@@ -192,18 +201,20 @@ def test_faceblur_refuses_a_corrupt_video(client):
     assert response.status_code == 400 and "the video cannot be read" in error_of(response)
 
 
-def test_critical_takes_n_from_the_checkpoint_unless_given(client, micro_checkpoint, tmp_path):
+def test_critical_takes_n_from_the_checkpoint_unless_given(micro_checkpoint, tmp_path):
     from fourfold.critical.model import load_checkpoint, save_checkpoint
 
     model, tokenizer, _ = load_checkpoint(micro_checkpoint)
-    with_spec = save_checkpoint(tmp_path / "n3.pt", model, tokenizer, {"spec": {"n_digits": 3}})
-    response = client.post("/critical", data={"a": "12345", "b": "6", "checkpoint": str(with_spec)})
+    save_checkpoint(tmp_path / "n3.pt", model, tokenizer, {"spec": {"n_digits": 3}})
+    save_checkpoint(tmp_path / "plain.pt", model, tokenizer)
+    settings = Settings(root=tmp_path, checkpoint_folders=(tmp_path,))
+    client = TestClient(create_app(settings), base_url="http://127.0.0.1")
+    with_spec, plain = f"{tmp_path.name}: n3.pt", f"{tmp_path.name}: plain.pt"
+    response = client.post("/critical", data={"a": "12345", "b": "6", "model": with_spec})
     assert "for N = 3 (the checkpoint&#39;s pre-training)" in response.text
-    response = client.post(
-        "/critical", data={"a": "12345", "b": "6", "n_digits": "4", "checkpoint": str(with_spec)}
-    )
+    response = client.post("/critical", data={"a": "12345", "b": "6", "n_digits": "4", "model": with_spec})
     assert "for N = 4 (given)" in response.text
-    response = client.post("/critical", data={"a": "12345", "b": "6", "checkpoint": str(micro_checkpoint)})
+    response = client.post("/critical", data={"a": "12345", "b": "6", "model": plain})
     assert "for N = 2 (the default)" in response.text
 
 

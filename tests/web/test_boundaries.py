@@ -10,11 +10,13 @@ PAPERS = ("scoring", "hierarchical", "critical", "faceblur")
 ALLOWED = {
     "fourfold.scoring",
     "fourfold.scoring.ipw",  # cross_fitted_outcomes: AIPW's outcome model
+    "fourfold.scoring.learners",  # SeparationWarning: the library's warning the scoring page shows
     "fourfold.hierarchical",
     "fourfold.hierarchical.data",  # alexnet_logits: the shipped example
     "fourfold.critical",
     "fourfold.critical.arithmetic",  # prompt and the critical-position locator
     "fourfold.critical.model",  # load_checkpoint (weights_only)
+    "fourfold.critical.reference",  # shipped_reference_path: the packaged quick reference checkpoint
     "fourfold.faceblur.tool.cli",  # the fourfold-blur tool's functions: read_image, anonymize_path, suffixes
     "fourfold.faceblur.tool.pipeline",  # make_pipeline / anonymize_image: what fourfold-blur runs per image
     "fourfold.faceblur.tool.blur",  # MODES

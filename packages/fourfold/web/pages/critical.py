@@ -4,10 +4,17 @@ pre-trained model is available, its certainty J at every scratchpad character un
 ``fourfold.critical`` exports ``scratchpad`` and ``certainty``; the prompt, the critical-position locator
 and the checkpoint loader are not in its top-level API yet, so they are imported from
 ``fourfold.critical.arithmetic`` and ``fourfold.critical.model`` here, and nowhere else in ``web``.
+
+Models come from a list the server makes (``find_models``): the project's cache (``.cache/critical``), the
+folders named at start-up (``fourfold-serve --checkpoints DIR``) and the package's shipped reference. The
+form sends a name from that list, never a path; a file whose real location leaves its folder (a symlink
+out) is not listed. ``load_model(choice)`` loads what the user chose.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +23,21 @@ from fourfold.web.uploads import UploadError
 
 MAX_OPERAND_DIGITS = 12
 DEFAULT_N = 2  # used when neither the form nor the checkpoint gives N
-CACHE_GLOB = ".cache/critical/pretrain/*/model.pt"  # where `make critical` caches its pre-trained model
+CACHE_FOLDER = ".cache/critical"  # where `make critical` caches its pre-trained models
+CACHE_GLOB = "pretrain/*/model.pt"  # the pre-trained models under CACHE_FOLDER
+FOLDER_GLOBS = ("*.pt", "*/*.pt", "*/*/*.pt")  # checkpoints in a --checkpoints folder, up to two levels down
+MAX_LISTED = 200
+NOT_A_CHECKPOINT = "the chosen file is not a fourfold.critical checkpoint"
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the page's model list: ``key`` is what the form sends and shows (never a path)."""
+
+    key: str
+    path: Path
+    kind: str = "checkpoint"  # a .pt file written by fourfold.critical
 
 
 @dataclass
@@ -24,6 +45,12 @@ class Character:
     char: str
     certainty: float | None
     critical: bool
+
+    @property
+    def shade(self) -> int:
+        """J in twentieths (0 = uncertain, 20 = certain): the CSS class of its background, since the
+        page's Content-Security-Policy allows no inline style."""
+        return 20 if self.certainty is None else round(20 * min(1.0, max(0.0, self.certainty)))
 
 
 @dataclass
@@ -35,37 +62,83 @@ class CriticalResult:
     text: str
     characters: list[Character]
     critical_offsets: list[int]
-    model: str | None  # the checkpoint used, or None
+    model: str | None  # the chosen model's name in the list, or None
     model_message: str
     mean_critical: float | None = None
     mean_other: float | None = None
 
 
 def parse_operand(value: str, name: str) -> int:
+    """A whole number written with the ASCII digits 0-9 (not "²", full-width or Arabic-Indic digits)."""
     value = (value or "").strip()
-    if not value.isdigit():
-        raise UploadError(f"{name} must be a non-negative whole number written with digits, got {value!r}")
+    if not _DIGITS.fullmatch(value):
+        raise UploadError(
+            f"{name} must be a non-negative whole number written with the digits 0-9, got {value!r}"
+        )
     if len(value.lstrip("0") or "0") > MAX_OPERAND_DIGITS:
         raise UploadError(f"{name} has more than {MAX_OPERAND_DIGITS} digits; the page takes shorter numbers")
     return int(value)
 
 
-def cached_model(root: Path) -> Path | None:
-    """The most recent pre-trained model cached by ``make critical`` under ``root``, if any."""
-    found = sorted(root.glob(CACHE_GLOB), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is a regular file whose real location lies inside ``folder`` (symlinks resolved)."""
+    try:
+        return path.is_file() and path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
-def load_model(path: Path):
-    """(model, tokenizer, extra) from a checkpoint written by the critical package (weights_only load)."""
+def _shipped_reference() -> Path | None:
+    try:  # the packaged quick reference, where the installed critical package ships one
+        from fourfold.critical.reference import shipped_reference_path
+    except ImportError:
+        return None
+    path = shipped_reference_path()
+    return Path(path) if path is not None and Path(path).is_file() else None
+
+
+def find_models(root: Path, folders: tuple[Path, ...] = ()) -> list[ModelChoice]:
+    """The models the page offers, newest cached first: ``root/.cache/critical/pretrain/*/model.pt``, the
+    ``.pt`` files in each of ``folders`` (two levels down at most), and the shipped reference."""
+    found: list[ModelChoice] = []
+    cache = root / CACHE_FOLDER
+    cached = [p for p in cache.glob(CACHE_GLOB) if _inside(p, cache)]
+    for path in sorted(cached, key=lambda p: p.stat().st_mtime, reverse=True):
+        found.append(ModelChoice(f"cache: {path.relative_to(cache).as_posix()}", path))
+    for folder in folders:
+        files = sorted({p for pattern in FOLDER_GLOBS for p in folder.glob(pattern) if _inside(p, folder)})
+        for path in files[:MAX_LISTED]:
+            found.append(ModelChoice(f"{folder.name}: {path.relative_to(folder).as_posix()}", path))
+    shipped = _shipped_reference()
+    if shipped is not None:
+        found.append(ModelChoice("shipped quick reference", shipped))
+    unique: dict[str, ModelChoice] = {}
+    for choice in found:
+        unique.setdefault(choice.key, choice)
+    return list(unique.values())
+
+
+def choose_model(key: str, choices: list[ModelChoice]) -> ModelChoice | None:
+    """The listed model named ``key`` ("" is no model); ``UploadError`` for any other value."""
+    if not key:
+        return None
+    for choice in choices:
+        if choice.key == key:
+            return choice
+    raise UploadError("choose a model from the list (the list has changed since the page was opened)")
+
+
+def load_model(choice: ModelChoice):
+    """(model, tokenizer, extra) of the chosen model; one message for anything that is not a checkpoint
+    of the critical package (loaded with ``weights_only=True``: nothing is unpickled)."""
     from fourfold.critical.model import load_checkpoint
 
-    if path.suffix != ".pt":
-        raise UploadError(f"checkpoint {path}: expected a .pt file written by the critical package")
     try:
-        return load_checkpoint(path)
-    except (FileNotFoundError, KeyError, RuntimeError, ValueError, OSError) as err:
-        raise UploadError(f"checkpoint {path}: {' '.join(str(err).split())}") from err
+        with warnings.catch_warnings():  # torch's notes on a foreign pickle: the page's one message says it
+            warnings.simplefilter("ignore", UserWarning)
+            return load_checkpoint(choice.path)
+    except Exception as err:  # noqa: BLE001 - a corrupt zip, a pickle, a CSV, a wrong dict: all one answer
+        raise UploadError(NOT_A_CHECKPOINT) from err
 
 
 def model_certainty(model, tokenizer, a: int, b: int) -> list[float]:
@@ -80,7 +153,7 @@ def model_certainty(model, tokenizer, a: int, b: int) -> list[float]:
         ids = tokenizer.encode(head + target)
     except (KeyError, ValueError) as err:
         raise UploadError(f"the model's tokenizer cannot encode this addition ({err})") from err
-    limit = model.config.n_positions
+    limit = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
     if len(ids) > limit:
         raise UploadError(
             f"the scratchpad is {len(ids)} characters, over the model's {limit} positions; "
@@ -101,15 +174,15 @@ def pretraining_digits(extra: dict) -> int | None:
     return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
-def analyse(a: int, b: int, n_digits: int | None, model_path: Path | None) -> CriticalResult:
+def analyse(a: int, b: int, n_digits: int | None, choice: ModelChoice | None) -> CriticalResult:
     """Scratchpad, critical positions for a model pre-trained on up to ``n_digits`` digits (None: the
-    checkpoint's own N, else DEFAULT_N), and the model's J at each character when a checkpoint is given."""
+    checkpoint's own N, else DEFAULT_N), and the chosen model's J at each character."""
     from fourfold.critical.arithmetic import critical_positions
 
     model = tokenizer = None
     extra: dict = {}
-    if model_path is not None:
-        model, tokenizer, extra = load_model(model_path)
+    if choice is not None:
+        model, tokenizer, extra = load_model(choice)
     n_source = "given"
     if n_digits is None:
         n_digits = pretraining_digits(extra)
@@ -121,15 +194,16 @@ def analyse(a: int, b: int, n_digits: int | None, model_path: Path | None) -> Cr
     offsets = sorted(p.offset for p in critical_positions(a, b, n_digits))
     values: list[float | None] = [None] * len(text)
     message = (
-        "No model is available: give a checkpoint path, or run `make critical` once to cache the "
-        "quick model under .cache/critical/. The scratchpad and its critical positions are shown."
+        "No model is chosen: pick one from the list (run `make critical` once to cache the quick model "
+        "under .cache/critical/, or start the app with --checkpoints FOLDER). The scratchpad and its "
+        "critical positions are shown."
     )
     if model is not None:
         values = model_certainty(model, tokenizer, a, b)
-        message = f"certainty J of {model_path} at each scratchpad character (teacher forcing)"
+        message = f"certainty J of {choice.key} at each scratchpad character (teacher forcing)"
     critical = set(offsets)
     chars = [Character(c, values[i], i in critical) for i, c in enumerate(text)]
-    used = None if model is None else str(model_path)
+    used = None if choice is None else choice.key
     result = CriticalResult(a, b, n_digits, n_source, text, chars, offsets, used, message)
     if used is not None and offsets:
         crit = [values[i] for i in offsets]

@@ -1,9 +1,16 @@
 """The faceblur page: anonymise the faces of an image or a short video with the ``fourfold-blur`` tool's
-own functions (``faceblur.cli.read_image``, ``faceblur.pipeline.make_pipeline`` / ``anonymize_image``,
-``faceblur.video.anonymize_video``), and draw the detected boxes on a preview."""
+own functions (``read_image``, ``make_pipeline`` / ``anonymize_image``, ``anonymize_video``), and draw the
+detected boxes on a preview.
+
+Sizes are checked from the file's header before anything is decoded (``fourfold.web.limits``). Detectors
+see a copy shrunk to at most ``Limits.detection_pixels`` (``DownscaledDetection``; their boxes are mapped back
+and the blur is drawn at full size): CenterFace's memory and time grow with the frame's area (about 0.5 GB
+at 1080p, 5 GB at 24 megapixels), YOLO letterboxes to its own size anyway, and the U-Net runs at its own
+size."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +25,11 @@ from fourfold.faceblur.tool.pipeline import (
     check_settings,
     make_pipeline,
 )
-from fourfold.faceblur.tool.video import VIDEO_SUFFIXES, VideoError, anonymize_video, read_video
-from fourfold.web.uploads import UploadError
+from fourfold.faceblur.tool.video import VIDEO_SUFFIXES, VideoError, anonymize_video
+from fourfold.web.jobs import Job, checkpoint
+from fourfold.web.limits import Limits
+from fourfold.web.uploads import UploadError, without_paths
 
-MAX_PIXELS = 40_000_000  # a larger still is refused before any work (decompression bombs)
 BOX_COLOUR = (0, 200, 0)  # RGB
 
 
@@ -89,14 +97,16 @@ def is_video(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_SUFFIXES
 
 
-def anonymize_still(src: Path, folder: Path, options: Options, pipelines) -> dict:
-    """Anonymise one image; writes ``<stem>_anonymized.png`` and ``boxes.png`` into ``folder``."""
+def anonymize_still(src: Path, folder: Path, options: Options, pipelines, limits: Limits) -> dict:
+    """Anonymise one image (its header already checked); writes ``anonymized.png`` and ``boxes.png``."""
     try:
         image = read_image(src)
     except InputError as err:
         raise UploadError("the image cannot be read: the file is corrupt or not an image") from err
-    if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise UploadError(f"the image has {image.shape[1]} x {image.shape[0]} pixels, over {MAX_PIXELS:,}")
+    if image.shape[0] * image.shape[1] > limits.image_pixels:  # the decoder disagreed with the header
+        raise UploadError(
+            f"the image has {image.shape[1]} x {image.shape[0]} pixels, more than its header said"
+        )
     result = anonymize_image(pipelines(options), image)
     outputs = {
         "anonymized.png": write_rgb(folder / "anonymized.png", result.frame),
@@ -106,42 +116,32 @@ def anonymize_still(src: Path, folder: Path, options: Options, pipelines) -> dic
     return {"outputs": outputs, "faces": faces, "size": f"{image.shape[1]} x {image.shape[0]}"}
 
 
-def check_clip(src: Path, max_seconds: float) -> tuple[int, float]:
-    """(expected frames, duration in s) of a video short enough for the page; ``UploadError`` otherwise."""
-    try:
-        info, frames = read_video(src)
-    except (VideoError, FileNotFoundError) as err:
-        raise UploadError(f"the video cannot be read: {err}") from err
-    frames.close()
-    if not info.duration:
-        raise UploadError("the video's duration is unknown; convert it to .mp4 and upload it again")
-    if info.duration > max_seconds:
-        raise UploadError(
-            f"the video lasts {info.duration:.1f} s, over the page's {max_seconds:g} s limit; "
-            "cut it shorter or use fourfold-blur on the command line"
-        )
-    return int(round(info.duration * info.fps)), float(info.duration)
-
-
-def anonymize_clip(src: Path, folder: Path, options: Options, pipelines, on_frame) -> dict:
+def anonymize_clip(src: Path, folder: Path, options: Options, pipelines, job: Job) -> dict:
     """Anonymise a video into ``anonymized.mp4`` (audio kept) and write ``boxes.png``: the frame with the
-    most detected faces, anonymised, boxes drawn. ``on_frame()`` is called after every frame."""
+    most detected faces, anonymised, boxes drawn. ``job.done`` counts frames; ``job.total`` is what the
+    container promised, and a video that decodes to many more frames than that is stopped (a lying header);
+    a cancelled job stops at the next frame."""
     pipeline = pipelines(options)
     pipeline.reset()
     preview = {"faces": -1, "image": None}
+    most_frames = int((job.total or 0) * 1.1) + 30
 
     def process(frame: np.ndarray) -> np.ndarray:
+        checkpoint(job)
+        if job.done >= most_frames:
+            raise UploadError(f"the video holds more frames than its header's {job.total}; re-encode it")
         result = pipeline(frame)
         count = 0 if result.boxes is None else len(result.boxes)
         if count > preview["faces"]:
             preview["faces"], preview["image"] = count, overlay_boxes(result.frame, result.boxes)
-        on_frame()
+        job.done += 1
         return result.frame
 
     try:
         stats = anonymize_video(src, folder / "anonymized.mp4", process, keep_audio=True, progress=False)
     except VideoError as err:
-        raise UploadError(f"the video cannot be anonymised: {err}") from err
+        message = without_paths(str(err).replace(str(src), "the video"))
+        raise UploadError(f"the video cannot be anonymised: {message}") from err
     outputs = {"anonymized.mp4": folder / "anonymized.mp4"}
     if preview["image"] is not None:
         outputs["boxes.png"] = write_rgb(folder / "boxes.png", preview["image"])
@@ -149,15 +149,45 @@ def anonymize_clip(src: Path, folder: Path, options: Options, pipelines, on_fram
     return {"outputs": outputs, "faces": faces, "frames": int(stats["frames"])}
 
 
-class PipelineCache:
-    """Pipelines built once per options (loading a detector takes seconds); used by one worker at a time."""
+class DownscaledDetection:
+    """A detector run on a copy of the frame shrunk to at most ``max_pixels`` (area interpolation), its
+    boxes mapped back to the frame's pixels; frames within the limit go to the detector unchanged."""
 
-    def __init__(self):
+    def __init__(self, detector, max_pixels: int):
+        self.detector, self.max_pixels = detector, int(max_pixels)
+        self.name = getattr(detector, "name", "detector")
+
+    def reset(self) -> None:
+        if hasattr(self.detector, "reset"):
+            self.detector.reset()
+
+    def detect(self, frame: np.ndarray):
+        import cv2
+
+        height, width = frame.shape[:2]
+        if height * width <= self.max_pixels:
+            return self.detector.detect(frame)
+        scale = math.sqrt(self.max_pixels / (height * width))
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        boxes, scores = self.detector.detect(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        factors = np.array([width / size[0], height / size[1]] * 2)
+        return np.asarray(boxes, float).reshape(-1, 4) * factors, scores
+
+
+class PipelineCache:
+    """Pipelines built once per options (loading a detector takes seconds); used by one worker at a time.
+    Detector pipelines detect on at most ``detection_pixels`` (``DownscaledDetection``)."""
+
+    def __init__(self, detection_pixels: int):
+        self.detection_pixels = detection_pixels
         self._built: dict[Options, object] = {}
 
     def __call__(self, options: Options):
         if options not in self._built:
-            self._built[options] = make_pipeline(options.method, **options.pipeline_kwargs())
+            pipeline = make_pipeline(options.method, **options.pipeline_kwargs())
+            if hasattr(pipeline, "detector"):
+                pipeline.detector = DownscaledDetection(pipeline.detector, self.detection_pixels)
+            self._built[options] = pipeline
         return self._built[options]
 
 

@@ -1,8 +1,11 @@
 """The hierarchical page: decode uploaded (or the shipped AlexNet) probabilities for a metric on a shipped
-or uploaded tree; with labels, score the Bayes-optimal decoder against every heuristic."""
+or uploaded tree; with labels, score the Bayes-optimal decoder against every heuristic. A decoded node set
+is shown as its chains: one per deepest node of the set, from that node up through its ancestors in the
+set, so a set that spans two branches reads as two chains."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +17,8 @@ from fourfold.web.uploads import UploadError, read_matrix
 SHIPPED_TREES = ("tieredimagenet_h", "inat19")
 MAX_EXAMPLES = 20_000
 SHOWN_EXAMPLES = 25  # decoded node sets listed on the page
-SHOWN_NODES = 8  # deepest nodes listed per decoded set
+SHOWN_CHAINS = 4  # chains listed per decoded set
+SHOWN_NODES = 8  # nodes listed per chain
 
 
 @dataclass
@@ -27,9 +31,37 @@ class RuleScore:
 @dataclass
 class DecodedExample:
     index: int
-    nodes: list[str]  # deepest first
+    chains: list[list[str]]  # each from a deepest node of the set up through its ancestors in the set
     n_nodes: int
+    n_chains: int
     label: str | None
+
+
+def chains(tree: Hierarchy, members: np.ndarray) -> list[list[int]]:
+    """The chains of a node set: for every member with no child in the set (deepest first, then by index),
+    that node followed by its ancestors that are members, nearest first. Every member is in some chain."""
+    inside = set(int(n) for n in members)
+    tips = [n for n in inside if not any(c in inside for c in tree.children[n])]
+    out = []
+    for tip in sorted(tips, key=lambda n: (-int(tree.depth[n]), n)):
+        chain, node = [tip], int(tree.parent[tip])
+        while node >= 0:
+            if node in inside:
+                chain.append(node)
+            node = int(tree.parent[node])
+        out.append(chain)
+    return out
+
+
+def page_wording(err: Exception) -> str:
+    """A library message for the page: its "pass normalize=True / logits=True" advice becomes the form's."""
+    text = str(err)
+    advice = re.search(r";\s*pass\b.*$", text)
+    if advice is None:
+        return text
+    return (
+        text[: advice.start()] + "; tick 'these are logits' for raw scores, or rescale each row to sum to 1"
+    )
 
 
 @dataclass
@@ -94,14 +126,15 @@ def decode_and_score(
     try:
         predictions = decode(scores_in, tree, metric, logits=logits)
     except ValueError as err:
-        raise UploadError(f"probabilities: {err}") from err
+        raise UploadError(f"probabilities: {page_wording(err)}") from err
     names = np.asarray(tree.names)
     examples = []
     for i in range(min(SHOWN_EXAMPLES, len(predictions))):
-        nodes = np.flatnonzero(predictions[i])
-        deepest = nodes[np.argsort(-tree.depth[nodes], kind="stable")][:SHOWN_NODES]
+        members = np.flatnonzero(predictions[i])
+        found = chains(tree, members)
+        shown = [[str(names[n]) for n in chain[:SHOWN_NODES]] for chain in found[:SHOWN_CHAINS]]
         label = None if labels is None else str(names[labels[i]])
-        examples.append(DecodedExample(i, [str(n) for n in names[deepest]], len(nodes), label))
+        examples.append(DecodedExample(i, shown, len(members), len(found), label))
     rule_scores = []
     if labels is not None:
         for rule in RULES:
