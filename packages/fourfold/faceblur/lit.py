@@ -1,5 +1,6 @@
 """Lightning glue for the U-Net: the face-weighted loss, face-centred crops, and a LightningModule for
-``fourfold.core.train.fit``."""
+``fourfold.core.train.fit``; for the face-mask U-Net (issue 21), a dataset of stills with the teacher's
+targets and a module that trains on ``facemask.mask_losses``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fourfold.faceblur.data.formats import unet_triplet
-from fourfold.faceblur.models.unet import normalise
+from fourfold.faceblur.models.unet import IMAGENET_MEAN, IMAGENET_STD, normalise
 
 LOSSES = ("l1", "mse")
 
@@ -128,3 +129,107 @@ class UNetModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=self.lr)
+
+
+class MaskStills(Dataset):
+    """Items ``(image, blurred, mask)`` of a pool of stills (``maskstills.make_pool``): the still and the
+    teacher's blurred frame as float (3, S, S) in [0, 1], the teacher's mask (S, S) in {0, 1}
+    (``maskstills.teacher_targets``). Outside the faces the blurred frame uses a face's strength: the still's
+    median face, or a face of log-uniform height in ``background_px`` drawn from (seed, index)."""
+
+    def __init__(self, images: np.ndarray, boxes, seed: int = 0, background_px=(10, 160)):
+        self.images, self.boxes, self.seed, self.background_px = images, boxes, seed, background_px
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from fourfold.faceblur.data.maskstills import teacher_targets
+        from fourfold.faceblur.data.synthetic import face_height
+        from fourfold.faceblur.models.facemask import TOOL_SIGMA_RATIO
+
+        image, boxes = self.images[i], self.boxes[i]
+        if len(boxes):
+            side = float(np.median(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+        else:
+            side = face_height(np.random.default_rng([self.seed, 22, i]), *self.background_px)
+        blurred, mask = teacher_targets(image, boxes, TOOL_SIGMA_RATIO * side)
+
+        def unit(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 255.0
+
+        return unit(image), unit(blurred), torch.from_numpy(mask)
+
+
+def mask_loader(dataset: MaskStills, batch: int, *, seed: int, shuffle: bool):
+    """A single-process DataLoader of ``MaskStills`` (the machines have two cores)."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch, shuffle=shuffle, generator=generator, num_workers=0, drop_last=shuffle
+    )
+
+
+class MaskUNetModule(L.LightningModule):
+    """Trains a mask-head U-Net on ``facemask.mask_losses``: bce + dice + ``image_weight`` x image L1.
+    Validation also logs the hard mask's IoU (threshold 0.5) over the whole validation set's pixels."""
+
+    def __init__(
+        self, model, lr: float = 1e-3, image_weight: float = 5.0, weight_decay: float = 1e-4, steps: int = 0
+    ):
+        super().__init__()
+        if model.head != "mask":
+            raise ValueError("MaskUNetModule trains a U-Net built with head='mask'")
+        self.model, self.lr, self.image_weight, self.weight_decay = model, lr, image_weight, weight_decay
+        self.steps = steps  # > 0: learning rate warmed up over 5 % of the steps, then cosine to 5 %
+        self._val = [0.0, 0.0]  # intersection, union
+
+    def forward(self, image01):
+        mean = image01.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = image01.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return self.model((image01 - mean) / std)
+
+    def _losses(self, batch):
+        from fourfold.faceblur.models.facemask import mask_losses
+
+        image, blurred, mask = batch
+        logits = self(image)
+        parts = mask_losses(logits, mask, image, blurred)
+        parts["loss"] = parts["bce"] + parts["dice"] + self.image_weight * parts["image"]
+        return logits, parts
+
+    def training_step(self, batch, batch_idx):
+        _, parts = self._losses(batch)
+        self.log_dict({f"train_{k}": v for k, v in parts.items() if k != "loss"})
+        self.log("train_loss", parts["loss"], prog_bar=True)
+        return parts["loss"]
+
+    def on_validation_epoch_start(self):
+        self._val = [0.0, 0.0]
+
+    def validation_step(self, batch, batch_idx):
+        logits, parts = self._losses(batch)
+        self.log_dict({f"val_{k}": v for k, v in parts.items()})
+        hard, mask = logits[:, 0] > 0, batch[2] > 0.5
+        self._val[0] += float((hard & mask).sum())
+        self._val[1] += float((hard | mask).sum())
+
+    def on_validation_epoch_end(self):
+        self.log("val_iou", self._val[0] / max(self._val[1], 1.0), prog_bar=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.steps <= 0:
+            return optimizer
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, self.steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def warmup_cosine(step: int, steps: int, warmup: float = 0.05, final: float = 0.05) -> float:
+    """Learning-rate factor: linear from 1/w to 1 over the first ``w = warmup * steps`` steps, then a cosine
+    from 1 down to ``final`` at ``steps`` (and ``final`` after)."""
+    w = max(1, int(warmup * steps))
+    if step < w:
+        return (step + 1) / w
+    t = min(1.0, (step - w) / max(1, steps - w))
+    return final + (1 - final) * 0.5 * (1 + np.cos(np.pi * t))

@@ -62,6 +62,7 @@ REAL_METHODS = (
     "unet_l1_real",
     "unet_mse",
     "unet_mse_real",
+    "unet_mask",
 )
 REAL_LABELS = {
     "deface": "deface 1.5 (reference: CenterFace, its defaults)",
@@ -74,6 +75,7 @@ REAL_LABELS = {
     "yolo_real": "fourfold-blur --method yolo: YOLO on real photos + hard negatives, flip, thr. 0.45",
     "unet_l1_real": "U-Net L1 trained on approach-1 targets (weights/unet_l1_real.pt)",
     "unet_mse_real": "U-Net MSE trained on approach-1 targets (weights/unet_mse_real.pt)",
+    "unet_mask": "U-Net face mask + the tool's blur (issue 21, weights/unet_mask.pt)",
 }
 
 

@@ -179,17 +179,65 @@ def train_unet(cfg: DictConfig, run_dir: Path, loss: str, train, val) -> Path:
     return target
 
 
+def train_mask_unet(cfg: DictConfig, run_dir: Path) -> Path:
+    """The face-mask U-Net (issue 21): stills of the real training pool with the default tool as teacher
+    (``data.maskstills``), ``core.train.fit`` on ``lit.MaskUNetModule``; resumes from the run folder."""
+    from fourfold.core.train import fit
+    from fourfold.faceblur.data import maskstills
+    from fourfold.faceblur.lit import MaskStills, MaskUNetModule, mask_loader
+    from fourfold.faceblur.models import unet
+
+    u, m, d = cfg.faceblur.unet, cfg.faceblur.unet.mask, cfg.faceblur.data
+    seed, face_px = int(cfg.seed), (int(m.face_min_px), int(m.face_max_px))
+    seed_everything(seed)
+    hard_detector = None
+    if m.hard_weights:  # approach 1's false detections on training photos become hard negatives
+        from fourfold.faceblur.tool.detectors import YoloDetector
+
+        hard_detector = YoloDetector(m.hard_weights, threshold=float(d.hard_threshold))
+    t0 = time.perf_counter()
+    pool, val_pool = maskstills.build_pools(
+        dict(d.real_folders), d.real_cache, u.crop, face_px, dict(m.mix), int(m.pool), int(m.val_pool), seed,
+        hard_detector=hard_detector,
+    )  # fmt: skip
+    config = {**unet_config(cfg), "head": "mask", "trainable_stages": int(u.trainable_stages)}
+    model = unet.build_unet(**config, encoder_weights=u.encoder_weights)
+    module = MaskUNetModule(model, lr=u.lr, image_weight=m.image_weight, steps=int(u.steps))
+    fit(
+        module,
+        mask_loader(MaskStills(*pool, seed, face_px), u.batch, seed=seed, shuffle=True),
+        mask_loader(MaskStills(*val_pool, seed + 1, face_px), u.batch, seed=seed, shuffle=False),
+        trainer_cfg=cfg.trainer,
+        run_dir=run_dir / "unet_mask",
+        max_steps=int(u.steps),
+        max_epochs=-1,
+        seed=seed,
+        checkpoint_every_n_steps=int(m.checkpoint_every),
+        val_check_interval=int(m.val_every),
+        check_val_every_n_epoch=None,
+    )
+    target = run_dir / "weights" / weights_name(cfg, "unet_mask.pt")
+    unet.save_weights(model, target, config=config)
+    log.info("U-Net (mask) trained in %.0f s: %s", time.perf_counter() - t0, target)
+    return target
+
+
 def train_models(cfg: DictConfig, run_dir: Path) -> dict[str, Path]:
     """Train the models listed in ``train.models``; returns their weight files in the run folder."""
-    train, val = training_stills(cfg)
+    models = list(cfg.faceblur.train.models)
+    stills = training_stills(cfg) if set(models) - {"unet_mask"} else None
     out: dict[str, Path] = {}
-    for name in cfg.faceblur.train.models:
+    for name in models:
         if name == "yolo":
-            out["yolo"] = train_yolo(cfg, run_dir, train, val)
+            out["yolo"] = train_yolo(cfg, run_dir, *stills)
         elif name in ("unet_l1", "unet_mse"):
-            out[name] = train_unet(cfg, run_dir, name.split("_")[1], train, val)
+            out[name] = train_unet(cfg, run_dir, name.split("_")[1], *stills)
+        elif name == "unet_mask":
+            out[name] = train_mask_unet(cfg, run_dir)
         else:
-            raise ValueError(f"faceblur.train.models: unknown model {name!r}; use yolo, unet_l1, unet_mse")
+            raise ValueError(
+                f"faceblur.train.models: unknown model {name!r}; use yolo, unet_l1, unet_mse, unet_mask"
+            )
     return out
 
 
@@ -334,7 +382,8 @@ def main(cfg: DictConfig) -> dict[str, float]:
         from fourfold.faceblur.evaluation import realeval
 
         f = cfg.faceblur
-        chosen = {"yolo": f.yolo.weights, "unet_l1": f.unet.weights_l1, "unet_mse": f.unet.weights_mse}
+        chosen = {"yolo": f.yolo.weights, "unet_l1": f.unet.weights_l1, "unet_mse": f.unet.weights_mse,
+                  "unet_mask": f.unet.weights_mask}  # fmt: skip
         return realeval.evaluate(list(f.realset.methods), {k: v for k, v in chosen.items() if v})
     if stage == "anonymize":
         from fourfold.faceblur.tool.cli import anonymize_path

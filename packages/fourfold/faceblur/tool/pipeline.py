@@ -27,6 +27,7 @@ WEIGHTED_METHODS = ("yolo", "unet")  # methods that read --weights
 # at reduced resolution (blur.fast_gaussian).
 DEFAULT_MASK_SCALE = 1.6
 DEFAULT_SIGMA_RATIO = 0.25
+TOOL_UNET_WEIGHTS = "unet_mse.pt"  # --method unet's packaged weights
 # YOLO: None = the threshold its weights file carries (calibrated on held-out photos), else 0.3.
 DEFAULT_THRESHOLDS = {"centerface": 0.2, "yolo": None, "centerface+mtcnn": 0.2}
 # Valid ranges (inclusive unless noted). Outside them a privacy tool would blur nothing, too little, or
@@ -57,7 +58,7 @@ def check_settings(
     threshold: float | None = None,
     mask_scale: float = DEFAULT_MASK_SCALE,
     feather: float = 0.0,
-    unet_size: int = 256,
+    unet_size: int | None = None,
     hold: int = 0,
     weights=None,
     **_,
@@ -73,9 +74,9 @@ def check_settings(
         _finite_in("--threshold", threshold, *THRESHOLD_RANGE, open_high=True)
     if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= HOLD_MAX:
         raise SettingError(f"--hold must be a whole number of frames in [0, {HOLD_MAX}], got {hold!r}")
-    if isinstance(unet_size, bool) or not isinstance(unet_size, int):
+    if unet_size is not None and (isinstance(unet_size, bool) or not isinstance(unet_size, int)):
         raise SettingError(f"--unet-size must be a whole number of pixels, got {unet_size!r}")
-    if not UNET_SIZE_RANGE[0] <= unet_size <= UNET_SIZE_RANGE[1]:
+    if unet_size is not None and not UNET_SIZE_RANGE[0] <= unet_size <= UNET_SIZE_RANGE[1]:
         raise SettingError(
             f"--unet-size must be in [{UNET_SIZE_RANGE[0]}, {UNET_SIZE_RANGE[1]}] pixels, got {unet_size}"
         )
@@ -195,7 +196,7 @@ def make_pipeline(
     threshold: float | None = None,
     hold: int = 0,
     weights=None,
-    unet_size: int = 256,
+    unet_size: int | None = None,
     change_threshold: float = 0.1,
     max_box_frac: float | None = None,
     mask_scale: float = DEFAULT_MASK_SCALE,
@@ -228,8 +229,10 @@ def make_pipeline(
         blur = {"mask_scale": mask_scale, "feather": feather, "fast": fast, "sigma_ratio": sigma_ratio}
         blur.update(blur_kwargs)
         return DetectorPipeline(detector, mode, **blur)
-    from fourfold.faceblur.models.unet import UNetAnonymizer, load_unet
+    from fourfold.faceblur.models.unet import load_unet
     from fourfold.faceblur.tool.detectors import packaged_weights
+    from fourfold.faceblur.tool.maskblur import unet_anonymizer
 
-    model = load_unet(weights or packaged_weights("unet_mse.pt"))
-    return UNetPipeline(UNetAnonymizer(model, size=unet_size, change_threshold=change_threshold))
+    # unet_size None: the size calibrated into a mask-head U-Net's file, 256 for the paper's image head
+    model = load_unet(weights or packaged_weights(TOOL_UNET_WEIGHTS))
+    return UNetPipeline(unet_anonymizer(model, unet_size, change_threshold))
