@@ -1,4 +1,4 @@
-"""Seeding reproduces draws; the test suite refuses network access."""
+"""Seeding reproduces draws; thread counts are fixed on request; the test suite refuses network access."""
 
 import random
 import socket
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fourfold.core.seeding import seed_everything
+from fourfold.core.seeding import fix_thread_counts, seed_everything
 
 
 def draws(seed):
@@ -24,6 +24,26 @@ def test_same_seed_same_draws_and_different_seed_differs():
 def test_seed_must_be_a_non_negative_int(bad):
     with pytest.raises(ValueError, match="seed"):
         seed_everything(bad)
+
+
+def test_fix_thread_counts_sets_torch_and_every_loaded_blas():
+    from threadpoolctl import ThreadpoolController
+
+    controller, threads = ThreadpoolController(), torch.get_num_threads()
+    before = controller.info()
+    try:
+        fix_thread_counts(2)
+        assert torch.get_num_threads() == 2
+        assert {lib["num_threads"] for lib in ThreadpoolController().info()} == {2}
+        fix_thread_counts(1)
+        assert torch.get_num_threads() == 1
+        assert {lib["num_threads"] for lib in ThreadpoolController().info()} == {1}
+    finally:
+        for lib in before:
+            controller.select(filepath=lib["filepath"]).limit(limits=lib["num_threads"])
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError, match="threads"):
+        fix_thread_counts(0)
 
 
 def test_network_is_refused_and_unix_sockets_work(forbid_network):

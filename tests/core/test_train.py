@@ -61,6 +61,18 @@ def test_fit_lowers_loss_and_writes_logs_and_checkpoint(tmp_path):
     assert last_checkpoint(tmp_path) is not None
 
 
+def test_fit_without_checkpoints_writes_none_and_trains_the_same(tmp_path):
+    runs = {}
+    for saving in (True, False):
+        torch.manual_seed(0)
+        module = LinearRegression()
+        fit(module, loader(), trainer_cfg=TRAINER, run_dir=tmp_path / str(saving), max_epochs=3, seed=0,
+            checkpoints=saving)  # fmt: skip
+        runs[saving] = module.layer.weight.detach().clone()
+    assert last_checkpoint(tmp_path / "False") is None and not (tmp_path / "False" / "checkpoints").exists()
+    assert torch.equal(runs[True], runs[False])
+
+
 def test_fit_resumes_from_last_checkpoint(tmp_path):
     torch.manual_seed(0)
     first = fit(LinearRegression(), loader(), trainer_cfg=TRAINER, run_dir=tmp_path, max_epochs=2, seed=0)

@@ -37,6 +37,7 @@ def fit(
     max_steps: int = -1,
     seed: int | None = None,
     resume: bool = True,
+    checkpoints: bool = True,
     monitor: str | None = None,
     monitor_mode: str = "min",
     checkpoint_every_n_steps: int | None = None,
@@ -53,6 +54,8 @@ def fit(
         max_epochs, max_steps: the training budget (the paper's knob, not the trainer's).
         seed: seeds every generator before the Trainer is built (None leaves seeding to the caller).
         resume: continue from ``run_dir/checkpoints/last.ckpt`` when it exists.
+        checkpoints: False writes no checkpoint (and resumes from none): for fits of seconds in a temporary
+            folder, where saving after every epoch would double their time.
         monitor: a logged metric to keep the best checkpoint of (``best.ckpt``), besides ``last.ckpt``.
         checkpoint_every_n_steps: checkpoint every n optimiser steps instead of every epoch.
         progress_every_s: log a progress line (step, metrics, elapsed, ETA; ``core.progress``) at most this
@@ -76,10 +79,14 @@ def fit(
     if isinstance(trainer_cfg, DictConfig):
         trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
     run_dir = Path(run_dir)
-    checkpoints = _checkpoint_callbacks(
-        run_dir / CHECKPOINT_DIR, monitor, monitor_mode, checkpoint_every_n_steps
-    )
+    saving = []
+    if checkpoints:
+        saving = [
+            *_checkpoint_callbacks(run_dir / CHECKPOINT_DIR, monitor, monitor_mode, checkpoint_every_n_steps),
+            _random_state_callback(),
+        ]
     kwargs = {**dict(trainer_cfg), **trainer_overrides}
+    kwargs.setdefault("enable_checkpointing", checkpoints)
     if kwargs.get("enable_progress_bar") is None:
         kwargs["enable_progress_bar"] = sys.stderr.isatty()
     kwargs["log_every_n_steps"] = _log_interval(
@@ -93,11 +100,11 @@ def fit(
         default_root_dir=run_dir,
         # A new logs/version_<n>/ per attempt: a resumed run keeps the earlier attempt's metrics.csv.
         logger=CSVLogger(run_dir, name="logs"),
-        callbacks=[*checkpoints, _random_state_callback(), *progress, *callbacks],
+        callbacks=[*saving, *progress, *callbacks],
         max_epochs=max_epochs,
         max_steps=max_steps,
     )
-    resume_from = last_checkpoint(run_dir) if resume else None
+    resume_from = last_checkpoint(run_dir) if resume and checkpoints else None
     with warnings.catch_warnings():
         # Resuming writes into the folder that holds the checkpoint resumed from: expected, not a problem.
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty")
