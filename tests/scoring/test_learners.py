@@ -105,7 +105,7 @@ def mean_loss(model, x, t):
 @pytest.mark.parametrize("loss", ["tailored", "log"])
 def test_each_learner_lowers_its_loss(learner, loss):
     x, t = design(n=300)
-    kwargs = {"epochs": 30, "lr": 0.05} if learner == "mlp" else {}
+    kwargs = {"lr": 0.01} if learner == "mlp" else {}
     start = PropensityClassifier(learner="xgboost", loss=loss, n_estimators=0, base_margin="prior").fit(x, t)
     model = PropensityClassifier(learner=learner, loss=loss, **kwargs).fit(x, t)
     assert mean_loss(model, x, t) < mean_loss(start, x, t) - 1e-3
@@ -141,12 +141,18 @@ def test_scikit_learn_estimator_checks():
 @pytest.mark.filterwarnings("ignore::fourfold.scoring.learners.SeparationWarning")
 def test_scikit_learn_estimator_checks_mlp():
     # about 45 s: every check fits a fresh Lightning trainer
-    assert not _failed_estimator_checks(PropensityClassifier(learner="mlp", epochs=60, lr=0.02, hidden=(16,)))
+    assert not _failed_estimator_checks(
+        PropensityClassifier(learner="mlp", max_epochs=60, lr=0.02, hidden=(16,))
+    )
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"learner": "linear"}, {"learner": "xgboost", "n_estimators": 5}, {"learner": "mlp", "epochs": 3}],
+    [
+        {"learner": "linear"},
+        {"learner": "xgboost", "n_estimators": 5},
+        {"learner": "mlp", "max_epochs": 3, "patience": None},
+    ],
     ids=["linear", "xgboost", "mlp"],
 )
 def test_fitted_model_survives_pickle_and_joblib(params, tmp_path):
@@ -231,3 +237,16 @@ def test_no_separation_warning_on_overlapping_arms_with_extreme_propensities():
         warnings.simplefilter("error")
         model = PropensityClassifier(loss="log").fit(x, t)
     assert model.propensity(x).min() < 1e-6  # extreme fits alone do not trigger the warning
+
+
+def test_a_runaway_fit_is_flagged_diverged_and_a_convex_one_is_not():
+    from fourfold.scoring.datasets import load
+
+    data = load("overlap_2.5", np.random.default_rng(0), n=1000)
+    with np.errstate(all="ignore"):
+        runaway = PropensityClassifier(loss="tailored", link="logit").fit(data.x, data.t)
+        canonical = PropensityClassifier(loss="tailored").fit(data.x, data.t)
+        logistic = PropensityClassifier(loss="log").fit(data.x, data.t)
+    # the tailored loss through a logit link is unbounded below: Newton runs off, its gradient grows
+    assert runaway.diverged_ and runaway.n_iter_ == runaway.max_iter
+    assert not canonical.diverged_ and not logistic.diverged_

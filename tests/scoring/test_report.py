@@ -27,3 +27,29 @@ def test_report_from_a_run_folder(tmp_path, monkeypatch):
         assert figure_command(out / "figures" / name)
     summary = np.genfromtxt(out / "results" / "quick_summary.csv", delimiter=",", names=True, dtype=None)
     assert len(summary) == 5  # tailored and log x {ht, hajek}, ebal x hajek
+
+
+def test_a_cell_whose_fits_diverged_is_counted_and_printed_as_diverged(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from fourfold.scoring.grid import summarize
+
+    rows = []
+    for rep in range(4):
+        for method, diverged in (("tailored", 0.0), ("tailored_logit", float(rep < 3))):
+            error = 1e3 * rep if diverged else 0.1 * rep  # a runaway fit's "estimate" is noise
+            rows.append({"dataset": "ks", "learner": "linear", "method": method, "rep": rep,
+                         "estimator": "hajek", "failed": 0.0, "diverged": diverged, "error": error,
+                         "estimate": error, "covered": 1.0, "ess": 10.0, "ess_fraction": 0.5})  # fmt: skip
+    summary = summarize(pd.DataFrame(rows))
+    logit = summary[summary.method == "tailored_logit"].iloc[0]
+    assert logit["diverged"] == 3 and logit["replications"] == 4 and logit["n"] == 1
+    assert logit["bias"] == 0.1 * 3  # the one replication that converged; the runaway ones are not averaged
+    assert summary[summary.method == "tailored"].iloc[0]["diverged"] == 0
+    monkeypatch.chdir(tmp_path)
+    report.write_tables(summary, "demo", {})
+    results = tmp_path / "experiments" / "scoring" / "results"
+    for name in ("demo_hajek.md", "demo_headline.md", "demo_summary.md", "demo_rmse_by_estimator.md"):
+        text = (results / name).read_text()
+        assert "diverged (3 of 4)" in text, name
+        assert "3e+03" not in text and "2e+03" not in text, name

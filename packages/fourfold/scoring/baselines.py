@@ -56,6 +56,7 @@ class MethodOutput:
     weights: np.ndarray | None
     clip: float | None = None
     trim: float | None = None
+    diverged: bool = False  # the propensity model's fit ran away (``PropensityClassifier.diverged_``)
 
 
 def get_method(name: str) -> Method:
@@ -83,9 +84,9 @@ def fit_method(name: str, x, t, learner: str = "linear", learner_params: dict | 
 
         calibrated = CalibratedClassifierCV(model, method=method.calibration, cv=3).fit(x, t)
         q = calibrated.predict_proba(x)[:, 1]
-    else:
-        q = model.fit(x, t).propensity(x)
-    return MethodOutput(q, None, method.clip, method.trim)
+        return MethodOutput(q, None, method.clip, method.trim)
+    q = model.fit(x, t).propensity(x)
+    return MethodOutput(q, None, method.clip, method.trim, diverged=model.diverged_)
 
 
 # --- over-identified CBPS (Imai & Ratkovic 2014), ATE version ---------------------------------------------

@@ -84,6 +84,7 @@ def evaluate_replication(data, block: Block, estimators: Iterable[str], seed: in
             rows.append({**base, "failed": 1.0, "message": str(err)[:200]})
             continue
         seconds = time.perf_counter() - start
+        base["diverged"] = float(fitted.diverged)
         quality = (
             propensity_scores(fitted.propensity, data.t, data.propensity)
             if fitted.propensity is not None
@@ -159,19 +160,28 @@ SUMMARY_VALUES = [
 
 def summarize(frame):
     """Per (dataset, learner, method, estimator): bias, SD, RMSE, MAE, coverage, ESS, propensity log-loss,
-    Brier and calibration error with standard errors over replications, plus failure counts."""
+    Brier and calibration error with standard errors over the replications whose fit neither failed nor
+    diverged, plus ``failed`` (failed estimator rows) and ``diverged`` (replications whose fit diverged:
+    their numbers are wherever the solver's budget ran out, so they are counted, not averaged)."""
     import pandas as pd
 
     from fourfold.core.tables import mean_se
 
     by = ["dataset", "learner", "method", "estimator"]
-    ok = frame[frame["failed"] == 0].copy()
+    if "diverged" not in frame:  # run folders written before fits reported divergence
+        frame = frame.assign(diverged=0.0)
+    frame = frame.assign(diverged=frame["diverged"].fillna(0.0))
+    ok = frame[(frame["failed"] == 0) & (frame["diverged"] == 0)].copy()
     ok["abs_error"] = ok["error"].abs()
     ok["sq_error"] = ok["error"] ** 2
     for col in SUMMARY_VALUES:
         if col not in ok:
             ok[col] = np.nan
     table = mean_se(ok, by, SUMMARY_VALUES)
+    # a cell whose every replication diverged keeps its row (NaN values, n = 0) and says so below
+    cells = frame.loc[frame["estimator"].notna(), by].drop_duplicates() if "estimator" in frame else table[by]
+    table = cells.merge(table, on=by, how="left").sort_values(by, ignore_index=True)
+    table["n"] = table["n"].fillna(0).astype(int)
     table = table.rename(
         columns={
             "error": "bias",
@@ -188,6 +198,11 @@ def summarize(frame):
     sd = ok.groupby(by)["error"].std(ddof=1).rename("sd").reset_index()
     table = table.merge(sd, on=by, how="left")
     table["sd_se"] = table["sd"] / np.sqrt(2 * (table["n"] - 1).clip(lower=1))
-    failures = frame.groupby(["dataset", "learner", "method"])["failed"].sum().rename("failed").reset_index()
-    table = table.merge(failures, on=["dataset", "learner", "method"], how="left")
+    cell = ["dataset", "learner", "method"]
+    failures = frame.groupby(cell)["failed"].sum().rename("failed").reset_index()
+    table = table.merge(failures, on=cell, how="left")
+    runaway = frame[frame["diverged"] > 0].groupby(cell)["rep"].nunique().rename("diverged").reset_index()
+    reps = frame.groupby(cell)["rep"].nunique().rename("replications").reset_index()
+    table = table.merge(runaway, on=cell, how="left").merge(reps, on=cell, how="left")
+    table["diverged"] = table["diverged"].fillna(0).astype(int)
     return pd.DataFrame(table)

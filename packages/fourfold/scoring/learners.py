@@ -1,18 +1,19 @@
 """``PropensityClassifier``: one scikit-learn estimator that fits P(T=1|x) with any registered scoring rule.
 
 Learners: ``linear`` (Newton/Fisher scoring with step halving, or L-BFGS; optional L2 on standardised
-inputs), ``mlp`` (torch, trained through ``fourfold.core.train.fit``) and ``xgboost`` (native API with the
-rule's gradient and Hessian as a custom objective). Scores live in the link's space; ``predict_proba``
-always maps them through the rule's inverse link, never through a sigmoid the link does not use.
+inputs), ``mlp`` (torch, trained through ``fourfold.core.train.fit`` until its held-out loss stops
+improving) and ``xgboost`` (native API with the rule's gradient and Hessian as a custom objective). Scores
+live in the link's space; ``predict_proba`` always maps them through the rule's inverse link, never through
+a sigmoid the link does not use.
 """
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -60,14 +61,31 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         alpha: L2 strength on the linear weights (not the intercept), on standardised inputs.
         solver: linear solver, "newton" (Fisher scoring, step halving) or "lbfgs".
         max_iter, tol: linear solver budget and gradient tolerance.
-        hidden, lr, epochs, batch_size, output_scale, bias_init: MLP settings (bias_init "zero" or "prior":
-            the last bias starts at link(mean T), the intercept-only optimum).
+        hidden, lr, batch_size: MLP settings (ReLU layers, Adam's learning rate, minibatch size).
+        max_epochs, patience, min_delta, validation_fraction: the MLP trains until its loss on a held-out
+            stratified ``validation_fraction`` of the rows (the training loss when that is 0, or when the
+            rows cannot spare two units of each arm) has gone ``patience`` epochs without improving by
+            ``min_delta`` (in log-loss units: times the rule's w(p) p (1 - p) at the treated share p), and
+            keeps the weights of its best epoch; at ``max_epochs`` unconverged it warns
+            (``ConvergenceWarning``). ``patience=None`` trains exactly ``max_epochs`` epochs and keeps the
+            last weights (the authors' fixed schedule).
+        output_scale, bias_init: f = output_scale * net(x). "auto" scales by the link's slope relative to
+            the logit's at the treated share (1 for a logit link, w(p) p (1 - p) for a canonical one: 12 for
+            the tailored rule at p = 1/2), so the network works in logit-like units and the tailored fit
+            converges as fast as the log-loss one. bias_init "zero" or "prior" (the last bias starts at
+            link(mean T), the intercept-only optimum).
         n_estimators, max_depth, learning_rate, min_child_weight, reg_lambda, max_delta_step, base_margin:
             XGBoost settings. ``min_child_weight``/``reg_lambda`` None = 1 in log-loss units: scaled by the
             rule's Hessian over the log-loss Hessian at the treated share (1/12 for tailored at 1/2), since
             scaling grad and hess by c equals dividing both by c. ``base_margin`` "zero" or "prior".
-        random_state: seed of the MLP and XGBoost.
+        random_state: seed of the MLP (weights, validation split, shuffling) and XGBoost. Both train on one
+            CPU thread, so that a seed gives the same model whatever the machine's thread settings.
         trainer: Lightning Trainer kwargs for the MLP (default: CPU, no progress bar).
+
+    Fitted attributes besides scikit-learn's: ``n_iter_`` (solver iterations, MLP epochs or trees);
+    ``diverged_``, True when the linear fit ended with a larger gradient than it started from (it ran away
+    from every stationary point, so its coefficients are wherever ``max_iter`` stopped them) or the MLP's
+    loss became NaN or infinite; for the MLP ``best_epoch_`` and ``converged_``.
     """
 
     def __init__(
@@ -81,10 +99,13 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         tol=1e-8,
         hidden=(64, 32),
         lr=1e-3,
-        epochs=200,
+        max_epochs=1000,
+        patience=20,
+        min_delta=1e-4,
+        validation_fraction=0.2,
         batch_size=2048,
-        output_scale=1.0,
-        bias_init="zero",
+        output_scale="auto",
+        bias_init="prior",
         n_estimators=100,
         max_depth=3,
         learning_rate=0.1,
@@ -104,7 +125,10 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.hidden = hidden
         self.lr = lr
-        self.epochs = epochs
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.min_delta = min_delta
+        self.validation_fraction = validation_fraction
         self.batch_size = batch_size
         self.output_scale = output_scale
         self.bias_init = bias_init
@@ -160,7 +184,8 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         Z = (X - self.mean_) / self.scale_
         prior = float(np.clip(t.mean(), 1e-6, 1 - 1e-6))
         self.prior_score_ = float(link(np.array([prior]))[0])
-        self.n_iter_ = self.epochs if self.learner == "mlp" else self.n_estimators
+        self.n_iter_ = self.n_estimators
+        self.diverged_ = False
         # A diverging (separated) linear fit overflows on its way; it is reported once (SeparationWarning).
         with np.errstate(over="ignore", divide="ignore"):
             getattr(self, f"_fit_{self.learner}")(Z, t)
@@ -177,6 +202,7 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
             value = loss.mean() + 0.5 * np.sum(penalty * b * b)
             return value, A.T @ grad / n + penalty * b, hess
 
+        start_gradient = np.abs(objective(beta)[1]).max()
         if self.solver == "lbfgs":
             from scipy.optimize import minimize
 
@@ -208,6 +234,10 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         else:
             raise ValueError(f"unknown solver {self.solver!r}; use 'newton' or 'lbfgs'")
         self.intercept_, self.coef_ = float(beta[0]), beta[1:]
+        # A convex fit only ever lowers its gradient (to 0, or towards 0 along a separating direction); one
+        # that ends steeper than it started ran away from every stationary point, as the tailored loss
+        # through a logit link does (it is unbounded below): its estimates are where the budget ran out.
+        self.diverged_ = not np.abs(objective(beta)[1]).max() <= max(start_gradient, self.tol)
         self._warn_if_separated(A, t)
 
     def _warn_if_separated(self, A, t):
@@ -227,43 +257,22 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _fit_mlp(self, Z, t):
-        import torch
-        from torch.utils.data import DataLoader, TensorDataset
+        from fourfold.scoring.mlp import train_mlp
 
-        from fourfold.core.train import fit
-        from fourfold.scoring.lit import ScoreMLP
-
-        torch.manual_seed(self.random_state)
-        bias = self.prior_score_ if self.bias_init == "prior" else 0.0
-        module = ScoreMLP(
-            Z.shape[1],
-            self.rule_,
-            self.link_,
-            hidden=tuple(self.hidden),
-            lr=self.lr,
-            output_scale=self.output_scale,
-            bias_init=bias,
-        )
-        data = TensorDataset(torch.as_tensor(Z, dtype=torch.float32), torch.as_tensor(t, dtype=torch.float32))
-        generator = torch.Generator().manual_seed(self.random_state)
-        loader = DataLoader(data, batch_size=self.batch_size, shuffle=True, generator=generator)
-        trainer = dict(self.trainer or {"accelerator": "cpu", "devices": 1, "log_every_n_steps": 1})
-        trainer.setdefault("enable_progress_bar", False)
-        trainer.setdefault("enable_model_summary", False)
-        with tempfile.TemporaryDirectory(prefix="scoring-mlp-") as run_dir:
-            self.train_metrics_ = fit(
-                module,
-                loader,
-                trainer_cfg=trainer,
-                run_dir=run_dir,
-                max_epochs=self.epochs,
-                seed=self.random_state,
-                resume=False,
-            )
+        net, self.output_scale_, stop = train_mlp(self, Z, t)
         # Keep only the plain network, in float64 so that a row's score does not depend on its batch: the
         # LightningModule holds the rule's lambdas and its trainer, neither of which pickles.
-        self.net_ = module.net.double().eval()
-        self.output_scale_ = module.output_scale
+        self.net_ = net.double().eval()
+        self.n_iter_, self.best_epoch_, self.diverged_ = stop.epochs, stop.best_epoch, stop.diverged
+        self.converged_ = stop.converged or self.patience is None
+        if not self.converged_:
+            warnings.warn(
+                f"the MLP reached max_epochs={self.max_epochs} while its {stop.monitor.replace('_', ' ')} "
+                + ("had become NaN or infinite" if stop.diverged else "was still improving")
+                + ", so its propensities are not a converged fit: raise max_epochs (or lr).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _xgb_regularisation(self, t_mean):
         q = np.array([t_mean])

@@ -1,9 +1,12 @@
-"""Thin LightningModule glue: an MLP that outputs a raw score f, trained on any rule's raw-score loss.
+"""Thin LightningModule glue: an MLP that outputs a raw score f, trained on any rule's raw-score loss, and the
+callback that stops it once its monitored loss has converged.
 
 The loss and its exact gradient through the inverse link come from ``link.torch_raw_loss`` (float64).
 """
 
 from __future__ import annotations
+
+import math
 
 import lightning as L
 import torch
@@ -38,5 +41,41 @@ class ScoreMLP(L.LightningModule):
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch_raw_loss(self.rule, self.link, self(x), y)
+        self.log("val_loss", loss, on_epoch=True, batch_size=len(y))
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class StopWhenConverged(L.Callback):
+    """Stops training once ``monitor`` (a loss logged per epoch) has gone ``patience`` epochs without
+    improving on its best value by more than ``min_delta``, and keeps the weights of its best epoch.
+
+    After training: ``converged`` (the patience ran out, rather than the epoch budget), ``diverged`` (the
+    loss became NaN or infinite), ``best_epoch`` (1-based), ``best`` (its loss), ``epochs`` (epochs run) and
+    ``best_state`` (a copy of the module's ``state_dict`` at that epoch).
+    """
+
+    def __init__(self, monitor: str, patience: int, min_delta: float):
+        if patience < 1 or min_delta < 0:
+            raise ValueError(f"patience must be >= 1 and min_delta >= 0, got {patience} and {min_delta}")
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.best, self.best_epoch, self.best_state = math.inf, 0, None
+        self.wait, self.epochs, self.converged, self.diverged = 0, 0, False, False
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # Lightning has aggregated the epoch's logged values by now (validation runs before this hook).
+        self.epochs = trainer.current_epoch + 1
+        value = float(trainer.callback_metrics[self.monitor])
+        if not math.isfinite(value):
+            self.diverged, trainer.should_stop = True, True
+            return
+        self.wait = 0 if value < self.best - self.min_delta else self.wait + 1
+        if value < self.best:
+            self.best, self.best_epoch = value, self.epochs
+            self.best_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        if self.wait >= self.patience:
+            self.converged, trainer.should_stop = True, True

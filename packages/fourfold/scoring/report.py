@@ -13,17 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fourfold.core.files import atomic_write_json, atomic_write_text
+from fourfold.core.files import atomic_path, atomic_write_json, atomic_write_text
 from fourfold.core.plotting import new_figure, save_figure
 from fourfold.core.runs import find_runs
-from fourfold.core.tables import to_markdown, write_table
-from fourfold.scoring.grid import summarize
+from fourfold.core.tables import format_mean_se, to_markdown
+from fourfold.scoring.grid import SUMMARY_VALUES, summarize
 
 OUT = Path("experiments/scoring")
 COLORS = {"linear": "C0", "xgboost": "C1", "mlp": "C2", "none": "C3"}
 TABLE_VALUES = ["bias", "sd", "rmse", "mae", "coverage", "ess_fraction", "logloss", "brier", "ece"]
 SHOWN_METHODS = ["tailored", "log", "log_clip01", "log_clip05", "log_trim01", "log_isotonic", "log_platt",
                  "brier", "zhao", "cbps_over", "ebal", "tailored_logit"]  # fmt: skip
+# summary columns that a diverged cell prints as "diverged (k of n)": every statistic over replications
+SUMMARY_COLUMNS_MARKED = {*SUMMARY_VALUES, *(f"{v}_se" for v in SUMMARY_VALUES), "bias", "bias_se", "mae",
+                          "mae_se", "coverage", "coverage_se", "rmse", "rmse_se", "sd", "sd_se"}  # fmt: skip
 
 
 def collect(runs_root: Path, preset: str) -> tuple[pd.DataFrame | None, dict]:
@@ -46,14 +49,41 @@ def collect(runs_root: Path, preset: str) -> tuple[pd.DataFrame | None, dict]:
     return frame, meta
 
 
+def diverged_note(row) -> str | None:
+    """ "diverged (k of n)" for a cell where the fit of k of its n replications diverged, else None."""
+    k = int(row.get("diverged", 0) or 0)
+    return f"diverged ({k} of {int(row['replications'])})" if k else None
+
+
+def mark_diverged(shown: pd.DataFrame, cells: pd.DataFrame, columns) -> pd.DataFrame:
+    """``shown`` (a table to print) with every value of ``columns`` replaced by the divergence note in the
+    rows of ``cells`` (the same rows, numeric) where some replication diverged."""
+    shown = shown.astype({col: object for col in columns})
+    for position, (_, row) in enumerate(cells.iterrows()):
+        note = diverged_note(row)
+        if note:
+            shown.iloc[position, [shown.columns.get_loc(col) for col in columns]] = note
+    return shown
+
+
+def write_csv_and_markdown(table: pd.DataFrame, shown: pd.DataFrame, stem: Path) -> None:
+    """``<stem>.csv``: ``table`` at full precision; ``<stem>.md``: ``shown``, its printed form."""
+    with atomic_path(stem.with_name(f"{stem.name}.csv")) as tmp:
+        table.to_csv(tmp, index=False)
+    atomic_write_text(stem.with_name(f"{stem.name}.md"), to_markdown(shown))
+
+
 def write_tables(summary: pd.DataFrame, preset: str, meta: dict) -> None:
     results = OUT / "results"
-    write_table(summary, results / f"{preset}_summary")
+    values = [c for c in summary.columns if c in SUMMARY_COLUMNS_MARKED]
+    write_csv_and_markdown(summary, mark_diverged(summary, summary, values), results / f"{preset}_summary")
     hajek = summary[summary["estimator"] == "hajek"].copy()
     hajek["order"] = hajek["method"].map({m: i for i, m in enumerate(SHOWN_METHODS)})
     hajek = hajek.sort_values(["dataset", "learner", "order"])
     cols = ["dataset", "learner", "method", *[c for v in TABLE_VALUES for c in (v, f"{v}_se")], "n", "failed"]
-    write_table(hajek[cols], results / f"{preset}_hajek", values=TABLE_VALUES)
+    cols += ["diverged"]
+    shown = mark_diverged(format_mean_se(hajek[cols], TABLE_VALUES), hajek, TABLE_VALUES)
+    write_csv_and_markdown(hajek[cols], shown, results / f"{preset}_hajek")
     headline = []
     for (learner, estimator), part in summary.groupby(["learner", "estimator"]):
         if learner == "none" or estimator not in ("ht", "hajek"):
@@ -63,8 +93,9 @@ def write_tables(summary: pd.DataFrame, preset: str, meta: dict) -> None:
         cells = pd.concat([part, balancing])
         cells = cells.assign(
             cell=[
-                f"{r:.3g} ± {e:.2g}" if np.isfinite(e) else f"{r:.3g}"
-                for r, e in zip(cells["rmse"], cells["rmse_se"])
+                diverged_note(row)
+                or (f"{row.rmse:.3g} ± {row.rmse_se:.2g}" if np.isfinite(row.rmse_se) else f"{row.rmse:.3g}")
+                for _, row in cells.iterrows()
             ]
         )
         table = cells.pivot_table(index="dataset", columns="method", values="cell", aggfunc="first")
@@ -74,7 +105,13 @@ def write_tables(summary: pd.DataFrame, preset: str, meta: dict) -> None:
     atomic_write_text(results / f"{preset}_headline.md", "".join(headline))
     wide = summary.pivot_table(index=["dataset", "learner", "method"], columns="estimator", values="rmse")
     wide = wide.reset_index()
-    atomic_write_text(results / f"{preset}_rmse_by_estimator.md", to_markdown(wide))
+    cells = wide[["dataset", "learner", "method"]].merge(
+        summary.drop_duplicates(["dataset", "learner", "method"]), how="left"
+    )
+    estimators = [c for c in wide.columns if c not in ("dataset", "learner", "method")]
+    atomic_write_text(
+        results / f"{preset}_rmse_by_estimator.md", to_markdown(mark_diverged(wide, cells, estimators))
+    )
     atomic_write_json(results / f"{preset}_runs.json", meta)
 
 

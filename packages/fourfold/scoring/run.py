@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from fourfold.core.files import atomic_path
 from fourfold.core.progress import eta_seconds, format_duration
 from fourfold.core.runs import current_run_dir
-from fourfold.core.seeding import seed_everything
+from fourfold.core.seeding import fix_thread_counts, seed_everything
 from fourfold.scoring.grid import Block, run_grid, summarize
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,8 @@ def blocks_from_config(cfg) -> list[Block]:
 
 
 def main(cfg: DictConfig) -> dict[str, float]:
-    import torch
-
     seed_everything(int(cfg.seed))
-    torch.set_num_threads(int(cfg.scoring.torch_threads))
+    fix_thread_counts(int(cfg.scoring.threads))
     run_dir = current_run_dir()
     blocks = blocks_from_config(cfg.scoring)
     start = time.perf_counter()
