@@ -16,6 +16,7 @@ import pandas as pd
 from fourfold.core.files import atomic_write_text
 from fourfold.core.plotting import new_figure, save_figure
 from fourfold.core.runs import find_runs
+from fourfold.core.seeding import fix_thread_counts
 from fourfold.core.tables import to_markdown, write_table
 from fourfold.hierarchical.data import alexnet_logits
 from fourfold.hierarchical.grid import DECODERS
@@ -146,6 +147,7 @@ def main(argv=None) -> None:
         "--alexnet-dir", default=None, help="folder of the AlexNet .npy files (default: the packaged copy)"
     )
     args = parser.parse_args(argv)
+    fix_thread_counts(1)  # the AlexNet checks decode here: same threads as the sweep, same decisions
     built = 0
     for name in [args.preset] if args.preset else ["paper", "quick"]:
         try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from fourfold.core.files import atomic_path
 from fourfold.core.runs import current_run_dir
-from fourfold.core.seeding import seed_everything
+from fourfold.core.seeding import fix_thread_counts, seed_everything
 from fourfold.hierarchical import data as D
 from fourfold.hierarchical.decision import RULES, decode
 from fourfold.hierarchical.grid import cross_grid, evaluate_grid
@@ -24,6 +24,7 @@ RESULTS_FILE = "results.csv"
 
 def main(cfg) -> dict[str, float]:
     seed_everything(int(cfg.seed))
+    fix_thread_counts(int(cfg.hierarchical.threads))
     hc = cfg.hierarchical
     run_dir = current_run_dir()
     if hc.mode == "decode":
@@ -142,12 +143,9 @@ def gaussian_sweep(cfg, tree: str, run_dir: Path) -> list[dict]:
 
 
 def _train(cfg, train, val, n_features, n_leaves, run_dir, *, net: str, epochs: int):
-    import torch
-
     from fourfold.core.train import fit
     from fourfold.hierarchical.lit import LeafClassifier, linear_net, loader, small_cnn
 
-    torch.set_num_threads(int(cfg.hierarchical.torch_threads))
     seed_everything(int(cfg.seed))
     module = LeafClassifier(
         linear_net(n_features, n_leaves) if net == "linear" else small_cnn(n_leaves),
