@@ -94,3 +94,15 @@ def test_stop_rule_keeps_the_shortest_prefix_and_stops_generation():
     # without a trigger the rule is checked at every token
     first_line = StopRule(lambda t: t.index("\n") + 1 if "\n" in t else None)
     assert first_line.stopping_criteria(fast, 0)(torch.tensor([tok.encode("ac\nc")]), None).tolist() == [True]
+
+
+def test_export_cli(char_model, tmp_path, capsys):
+    from fourfold.critical.hf import main
+
+    model, tok = char_model
+    ckpt = save_checkpoint(tmp_path / "model.pt", model, tok)
+    assert main([str(ckpt), str(tmp_path / "hf")]) == 0
+    assert "from_pretrained" in capsys.readouterr().out
+    assert main([str(ckpt), str(tmp_path / "hf")]) == 2  # exists: refused without --overwrite
+    assert main([str(ckpt), str(tmp_path / "hf"), "--overwrite"]) == 0
+    assert main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2

@@ -9,6 +9,7 @@ and ``AutoTokenizer.from_pretrained(dir)``; that is how TRL's ``GRPOTrainer`` re
 
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,3 +184,29 @@ class StopRule:
 
 
 SCRATCHPAD_STOP = StopRule(scratchpad_end, trigger="\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fourfold.critical.hf",
+        description="Export a critical .pt checkpoint to a Hugging Face model directory.",
+    )
+    parser.add_argument(
+        "checkpoint", help=".pt file written by fourfold.critical (e.g. a pre-trained model.pt)"
+    )
+    parser.add_argument("out_dir", help="the model directory to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
+    args = parser.parse_args(argv)
+    try:
+        out = export_reference(args.checkpoint, args.out_dir, overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: load it with AutoModelForCausalLM / AutoTokenizer.from_pretrained({str(out)!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
