@@ -2,15 +2,20 @@
 
     fourfold-blur INPUT [-o OUTPUT] [--method centerface|yolo|unet|centerface+mtcnn]
                   [--mode blur|mosaic|solid|code] [--threshold T] [--mask-scale S] [--feather F]
-                  [--hold N] [--weights FILE] [--unet-size PX] [--no-audio] [--quiet]
+                  [--hold N] [--weights FILE] [--unet-size PX] [--no-audio] [--overwrite]
+                  [--max-megapixels MP] [--quiet]
 
 Images keep their colour layout: grey stays grey, an alpha channel is kept as it was, 16-bit samples stay
 16-bit (faces are found on an 8-bit view; write 16-bit and alpha images as .png or .tif). Outputs are
 written to a hidden temporary file and renamed when complete, with the user's usual permissions; the
-input is never modified and an output path equal to the input is refused. Everything that can be checked
-before work starts is (settings, output extensions, name clashes, writable folders). Exit status: 0 when
-every file was anonymised; 2 for bad input or when any file failed (one line per problem on stderr; in a
-folder the other files are still processed); 143 when stopped by SIGTERM (no partial output is left).
+input is never modified, an output path equal to the input is refused, and an existing output is
+replaced only with ``--overwrite``. Everything that can be checked before work starts is (settings, output
+extensions, name clashes, existing outputs, writable folders); an image's or video frame's pixel count is
+read from its header and checked against ``--max-megapixels`` before anything is decoded. Videos keep their
+frames' timestamps (a variable frame rate included) and their audio. Exit status: 0 when every file was
+anonymised; 2 for bad input or when any file failed (one line per problem on stderr; in a folder the other
+files are still processed); 130 when stopped by Ctrl-C (SIGINT) and 143 by SIGTERM (one line; no partial
+output or temporary file is left).
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ import time
 from pathlib import Path
 
 from fourfold.faceblur.tool.blur import MODES
+from fourfold.faceblur.tool.limits import (
+    DEFAULT_MAX_MEGAPIXELS,
+    PixelLimitError,
+    check_pixels,
+    image_pixels,
+)
 from fourfold.faceblur.tool.pipeline import (
     DEFAULT_MASK_SCALE,
     FEATHER_RANGE,
@@ -131,23 +142,43 @@ def output_for(src: Path, dst: Path) -> None:
         )
 
 
-def anonymize_one(src: Path, dst: Path, pipeline, *, keep_audio: bool, progress: bool) -> dict[str, float]:
+def anonymize_one(
+    src: Path, dst: Path, pipeline, *, keep_audio: bool, progress: bool, max_megapixels: float
+) -> dict[str, float]:
     output_for(src, dst)
     if src.suffix.lower() in IMAGE_SUFFIXES:
+        header = image_pixels(src)  # None: unreadable header, and the decoder says what is wrong
+        if header is not None:
+            check_pixels(*header, max_megapixels, f"image {src}")
         faces = anonymize_image(src, dst, pipeline)
         return {"frames": 1.0, "faces": float(faces)}
     pipeline.reset()
-    return anonymize_video(src, dst, lambda f: pipeline(f).frame, keep_audio=keep_audio, progress=progress)
+    return anonymize_video(
+        src,
+        dst,
+        lambda f: pipeline(f).frame,
+        keep_audio=keep_audio,
+        progress=progress,
+        max_megapixels=max_megapixels,
+    )
 
 
-def plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """(input, output) pairs, every one checked; ``InputError`` before any work for any problem."""
+def refuse_existing(dst: Path) -> None:
+    if dst.exists() or dst.is_symlink():
+        raise InputError(f"output {dst} already exists; pass --overwrite to replace it")
+
+
+def plan(src: Path, dst: Path, overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs, every one checked; ``InputError`` before any work for any problem. An
+    existing output file is a problem unless ``overwrite``."""
     if dst.resolve() == src.resolve():
         raise InputError(
             f"output {dst} is the input; choose another output path (the input is never overwritten)"
         )
     if not src.is_dir():
         output_for(src, dst)
+        if not overwrite:
+            refuse_existing(dst)
         return [(src, dst)]
     files = sorted(
         p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
@@ -168,6 +199,8 @@ def plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
             )
         seen[key] = f
         output_for(f, out)
+        if not overwrite:
+            refuse_existing(out)
     return pairs
 
 
@@ -179,14 +212,18 @@ def anonymize_path(
     keep_audio: bool = True,
     progress: bool = True,
     on_error=None,
+    overwrite: bool = False,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     **pipeline_kwargs,
 ) -> dict[str, float]:
     """Anonymise an image, a video or every image/video of a folder (not recursive).
 
     ``pipeline_kwargs`` go to ``make_pipeline`` (mode, threshold, hold, weights, mask_scale, ...). Settings,
-    outputs and folders are checked before any work. In a folder, a file that fails is passed to
-    ``on_error(path, error)`` and the others are processed (without ``on_error`` the error is raised).
-    Returns totals: ``files`` (anonymised), ``failed``, ``frames``, ``seconds``.
+    outputs and folders are checked before any work; an existing output is replaced only when
+    ``overwrite``. An image or video frame over ``max_megapixels`` million pixels (read from its header) is
+    refused before it is decoded. In a folder, a file that fails is passed to ``on_error(path, error)`` and
+    the others are processed (without ``on_error`` the error is raised). Returns totals: ``files``
+    (anonymised), ``failed``, ``frames``, ``seconds``.
     """
     from fourfold.faceblur.tool.outputs import check_writable, remove_if_empty
 
@@ -194,8 +231,10 @@ def anonymize_path(
     if not src.exists():
         raise InputError(f"input {src} does not exist")
     check_settings(method, **pipeline_kwargs)
+    if not (0 < max_megapixels < float("inf")):
+        raise InputError(f"--max-megapixels must be a positive number of megapixels; got {max_megapixels}")
     dst = Path(output) if output else default_output(src)
-    pairs = plan(src, dst)
+    pairs = plan(src, dst, overwrite)
     created = check_writable(dst if src.is_dir() else dst.parent)
     t0 = time.perf_counter()
     frames, done, failed = 0.0, 0, 0
@@ -203,9 +242,12 @@ def anonymize_path(
         pipeline = make_pipeline(method, **pipeline_kwargs)
         for f, out in pairs:
             try:
-                frames += anonymize_one(f, out, pipeline, keep_audio=keep_audio, progress=progress)["frames"]
+                stats = anonymize_one(
+                    f, out, pipeline, keep_audio=keep_audio, progress=progress, max_megapixels=max_megapixels
+                )
+                frames += stats["frames"]
                 done += 1
-            except (InputError, VideoError) as err:
+            except (InputError, VideoError, PixelLimitError) as err:
                 if on_error is None or len(pairs) == 1:
                     raise
                 failed += 1
@@ -228,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
         "Images keep their layout: grey stays grey, alpha is kept, 16-bit stays 16-bit (write those as .png "
         "or .tif).",
         epilog="A Gaussian blur can leave a face recognisable; --mode mosaic or solid is safer. "
-        "Exit status: 0 done, 2 bad input or a file failed, 143 stopped by SIGTERM.",
+        "Exit status: 0 done, 2 bad input or a file failed, 130 stopped by Ctrl-C, 143 by SIGTERM.",
     )
     p.add_argument("input", help="image, video, or folder of them")
     p.add_argument("-o", "--output", help="output file or folder (default: <input>_anonymized)")
@@ -272,6 +314,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"U-Net working resolution, longer side, in [{UNET_SIZE_RANGE[0]}, {UNET_SIZE_RANGE[1]}] (256)",
     )
     p.add_argument("--no-audio", action="store_true", help="drop the audio track (kept by default)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help="largest image or video frame, in millions of pixels, read from the header before decoding "
+        f"(default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -309,10 +359,15 @@ def main(argv: list[str] | None = None) -> int:
                 keep_audio=not args.no_audio,
                 progress=not args.quiet,
                 on_error=report,
+                overwrite=args.overwrite,
+                max_megapixels=args.max_megapixels,
             )
     except Terminated as err:
         _error(f"{err}; no partial output was left")
-        return 143
+        return err.exit_status
+    except KeyboardInterrupt:  # Ctrl-C before the handler was set (start-up)
+        _error("stopped by SIGINT (Ctrl-C); no output was written")
+        return 130
     except (InputError, VideoError, SettingError, FileNotFoundError, ImportError, ValueError, OSError) as err:
         _error(err)
         return 2

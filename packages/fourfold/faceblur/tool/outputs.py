@@ -2,8 +2,9 @@
 
 Files are written through ``core.files.atomic_path``: a hidden temporary file next to the target, renamed
 onto it only when the block succeeds, with ``0o666 & ~umask`` (what ``open()`` would give), not the 0600
-of ``mkstemp``. ``terminate_cleanly()`` turns SIGTERM into an exception, so that every ``finally``
-(temporary files, the ffmpeg encoder) runs before the process exits. ``check_writable(folder)`` fails
+of ``mkstemp``. ``terminate_cleanly()`` turns SIGTERM and SIGINT (Ctrl-C) into an exception, so that every
+``finally`` (temporary files, the ffmpeg encoder) runs before the process exits, and a second signal cannot
+cut that clean-up short. ``check_writable(folder)`` fails
 before any work when an output folder cannot be created or written.
 """
 
@@ -21,7 +22,21 @@ from fourfold.core.files import atomic_path
 
 
 class Terminated(Exception):
-    """The process received SIGTERM; raised from the signal handler so that clean-up code runs."""
+    """The process received SIGTERM or SIGINT; raised from the signal handler so that clean-up code runs."""
+
+    def __init__(self, signum: int):
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}{' (Ctrl-C)' if signum == signal.SIGINT else ''}")
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number (SIGINT 130, SIGTERM
+        143)."""
+        return 128 + self.signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 output_path = atomic_path  # the tool's outputs: atomic, with the user's usual permissions
@@ -53,18 +68,21 @@ def remove_if_empty(folders: list[Path]) -> None:
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+    for stop in STOP_SIGNALS:  # the clean-up that follows runs to its end: later signals are ignored
+        signal.signal(stop, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 @contextmanager
 def terminate_cleanly() -> Iterator[None]:
-    """While active, SIGTERM raises ``Terminated`` (the previous handler is restored afterwards). Only the
-    main thread may set signal handlers: elsewhere this does nothing."""
+    """While active, SIGTERM and SIGINT raise ``Terminated`` (the previous handlers are restored
+    afterwards). Only the main thread may set signal handlers: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {stop: signal.signal(stop, _raise_terminated) for stop in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler if handler is not None else signal.SIG_DFL)

@@ -1,23 +1,31 @@
-"""Video in, video out through ffmpeg (the ``imageio-ffmpeg`` wheel ships the binary), one frame at a time.
+"""Video in, video out through ffmpeg (the ``imageio-ffmpeg`` wheel ships the binary; ffmpeg 7 or later),
+one frame at a time.
 
-``anonymize_video`` decodes, calls a frame function, encodes H.264 (crf 25, deface's setting) to a hidden
-temporary file next to the output and renames it only when every frame succeeded: a frame that cannot be
-processed fails the run (SIGTERM too, see ``outputs.terminate_cleanly``), and nothing half-written is left
-behind. Outputs get the user's usual permissions. The audio track is copied by default. The input is never
-modified.
+``anonymize_video`` first reads what the container says (``probe``: a video stream, its frame size against
+the pixel limit, audio) and every frame's timestamp (``timestamps.frame_times``), then decodes each frame
+once (no frame duplicated or dropped), calls a frame function and encodes H.264 (crf 25, deface's setting)
+with the input's own timestamps, so a variable-frame-rate video keeps its duration and its audio sync. The
+output goes to a hidden temporary file next to the target, renamed only when every frame succeeded: a frame
+that cannot be processed fails the run (SIGTERM and Ctrl-C too, see ``outputs.terminate_cleanly``), and
+nothing half-written is left behind. Outputs get the user's usual permissions. The audio track is copied
+by default. The input is never modified.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fourfold.faceblur.tool.limits import check_pixels
 from fourfold.faceblur.tool.outputs import output_path
+from fourfold.faceblur.tool.timestamps import FrameTimes, frame_times, setpts_filter
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")  # read
 OUTPUT_VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # containers that take H.264 (+ AAC) as written
@@ -41,10 +49,44 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+@dataclass(frozen=True)
+class Header:
+    """What ffmpeg reads from the container before decoding: the video streams' frame sizes, and audio."""
+
+    video_sizes: tuple[tuple[int, int], ...]  # (width, height) per video stream
+    has_audio: bool
+
+
+def probe(path: str | Path) -> Header:
+    """The container's header as ``ffmpeg -i`` reports it (headers and a few packets, never every frame)."""
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]
+    report = subprocess.run(command, capture_output=True, text=True, errors="replace").stderr
+    sizes = []
+    for line in report.splitlines():
+        if re.match(r"\s*Stream #\d+:\d+.*: Video: ", line):
+            parts = re.split(r",\s+", line.split(": Video: ", 1)[1])  # codec, pixel format, WxH [SAR], ...
+            found = [m for part in parts if (m := re.match(r"(\d+)x(\d+)\b", part.strip()))]
+            sizes.append((int(found[0][1]), int(found[0][2])) if found else (0, 0))
+    audio = re.search(r"Stream #\d+:\d+.*: Audio:", report) is not None
+    return Header(tuple(sizes), audio)
+
+
 def has_audio(path: str | Path) -> bool:
     """Whether ffmpeg sees an audio stream in ``path``."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    return re.search(r"Stream #\d+:\d+.*: Audio:", proc.stderr) is not None
+    return probe(path).has_audio
+
+
+def check_header(path: Path, max_megapixels: float | None) -> Header:
+    """``probe`` plus the checks it allows before decoding: a video stream exists, and its frames are
+    within ``max_megapixels`` (None: no limit)."""
+    header = probe(path)
+    if not header.video_sizes:
+        what = "only audio" if header.has_audio else "no streams"
+        raise VideoError(f"input video {path} holds {what}: there is no video stream to anonymise")
+    width, height = header.video_sizes[0]
+    if max_megapixels is not None:
+        check_pixels(width * height, f"{width} x {height}", max_megapixels, f"input video {path}: a frame")
+    return header
 
 
 def check_input(path: str | Path) -> Path:
@@ -82,7 +124,9 @@ def read_video(path: str | Path):
     import imageio_ffmpeg
 
     path = check_input(path)
-    reader = imageio_ffmpeg.read_frames(str(path))
+    # passthrough: each decoded frame once (by default ffmpeg resamples to a constant rate, duplicating
+    # frames of a variable-frame-rate video)
+    reader = imageio_ffmpeg.read_frames(str(path), output_params=["-fps_mode", "passthrough"])
     try:
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as err:
@@ -106,6 +150,23 @@ def read_video(path: str | Path):
     return info, frames()
 
 
+FILTER_ARGUMENT_MAX = 100_000  # characters; a longer filter goes through a file (Linux caps one argument)
+
+
+def _timing_params(times: FrameTimes) -> tuple[list[str], Path | None]:
+    """Encoder options that stamp each frame with the input's timestamp; the file holding a long filter
+    (the caller deletes it), or None."""
+    timing = setpts_filter(times)
+    # the encoder keeps the filter's time base (by default it would round to 1/frame rate)
+    keep = ["-fps_mode", "passthrough", "-enc_time_base:v", "filter"]
+    if len(timing) <= FILTER_ARGUMENT_MAX:
+        return ["-filter:v", timing, *keep], None
+    fd, name = tempfile.mkstemp(prefix="fourfold-blur-timing.", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(timing)
+    return ["-/filter:v", name, *keep], Path(name)
+
+
 def anonymize_video(
     src: str | Path,
     dst: str | Path,
@@ -115,50 +176,68 @@ def anonymize_video(
     progress: bool = True,
     quality: float = 5.0,
     min_decoded_share: float = 0.9,
+    max_megapixels: float | None = None,
 ) -> dict[str, float]:
-    """Apply ``process`` (RGB frame -> RGB frame of the same shape) to every frame of ``src``; write ``dst``.
+    """Apply ``process`` (RGB frame -> RGB frame of the same shape) to every frame of ``src``; write ``dst``
+    with the same frames at the same timestamps.
 
-    Returns ``frames``, ``fps`` (of the video) and ``audio`` (1 if an audio track was copied). Raises
-    ``VideoError`` for a missing, unreadable, zero-frame or truncated input (fewer decoded frames than
-    ``min_decoded_share`` of what the container's duration promises).
+    Returns ``frames``, ``fps`` (of the video, as the container states it) and ``audio`` (1 if an audio
+    track was copied). Raises ``VideoError`` for a missing or unreadable input, one without a video stream
+    or without a decodable frame, a truncated one (fewer decoded frames than ``min_decoded_share`` of what
+    the container's duration promises), and ``PixelLimitError`` for frames over ``max_megapixels``
+    (None: no limit), both before any frame is decoded for output.
     """
     import imageio_ffmpeg
     from tqdm import tqdm
 
     src = check_input(src)
     dst = check_output(src, dst)
+    header = check_header(src, max_megapixels)
+    times = frame_times(src, ffmpeg_exe())
+    if not times.pts:
+        raise VideoError(
+            f"input video {src} has a video stream but no frame that can be decoded "
+            "(it holds zero frames, or their data is missing)"
+        )
     info, frames = read_video(src)
     width, height = info.size
     expected = int(round(info.duration * info.fps)) if info.duration else None
-    copy_audio = keep_audio and info.has_audio
+    copy_audio = keep_audio and header.has_audio
     pix_fmt = pixel_format(width, height)
     n = 0
-    with output_path(dst) as tmp:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp),
-            (width, height),
-            fps=info.fps,
-            quality=quality,
-            macro_block_size=1,
-            pix_fmt_out=pix_fmt,
-            audio_path=str(src) if copy_audio else None,
-            audio_codec="aac" if copy_audio else None,
-            ffmpeg_log_level="error",
-        )
-        writer.send(None)
-        try:
-            for frame in tqdm(frames, total=expected, disable=not progress, unit="frame", desc=src.name):
-                out = process(frame)
-                if out.shape != frame.shape or out.dtype != np.uint8:
-                    raise VideoError(f"frame {n}: the frame function returned {out.shape} {out.dtype}")
-                writer.send(np.ascontiguousarray(out))
-                n += 1
-        finally:
-            writer.close()
-        if n == 0:
-            raise VideoError(f"input video {src} has no frames")
-        if expected and n < min_decoded_share * expected - 1:
-            raise VideoError(f"input video {src} looks truncated: decoded {n} of {expected} frames")
+    timing, timing_file = _timing_params(times)
+    try:
+        with output_path(dst) as tmp:
+            writer = imageio_ffmpeg.write_frames(
+                str(tmp),
+                (width, height),
+                fps=info.fps,
+                quality=quality,
+                macro_block_size=1,
+                pix_fmt_out=pix_fmt,
+                audio_path=str(src) if copy_audio else None,
+                audio_codec="aac" if copy_audio else None,
+                output_params=timing,
+                ffmpeg_log_level="error",
+            )
+            writer.send(None)
+            try:
+                total = len(times.pts)
+                for frame in tqdm(frames, total=total, disable=not progress, unit="frame", desc=src.name):
+                    out = process(frame)
+                    if out.shape != frame.shape or out.dtype != np.uint8:
+                        raise VideoError(f"frame {n}: the frame function returned {out.shape} {out.dtype}")
+                    writer.send(np.ascontiguousarray(out))
+                    n += 1
+            finally:
+                writer.close()
+            if n == 0:
+                raise VideoError(f"input video {src} has no frames")
+            if expected and n < min_decoded_share * expected - 1:
+                raise VideoError(f"input video {src} looks truncated: decoded {n} of {expected} frames")
+    finally:
+        if timing_file is not None:
+            timing_file.unlink(missing_ok=True)
     return {"frames": float(n), "fps": info.fps, "audio": float(copy_audio)}
 
 
