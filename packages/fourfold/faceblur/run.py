@@ -259,6 +259,7 @@ def weight_paths(cfg: DictConfig, trained: dict[str, Path]) -> dict[str, str | N
         "yolo": f.yolo.weights or (str(trained["yolo"]) if "yolo" in trained else None),
         "unet_l1": f.unet.weights_l1 or (str(trained["unet_l1"]) if "unet_l1" in trained else None),
         "unet_mse": f.unet.weights_mse or (str(trained["unet_mse"]) if "unet_mse" in trained else None),
+        "unet_mask": f.unet.weights_mask or (str(trained["unet_mask"]) if "unet_mask" in trained else None),
     }
 
 
@@ -285,6 +286,11 @@ def build_methods(cfg: DictConfig, weights: dict[str, str | None]) -> dict:
             methods[name] = measurements.UNetMethod(
                 name, UNetAnonymizer(model, f.unet.size, f.unet.change_threshold)
             )
+        elif name == "unet_mask":  # the face-mask U-Net at its calibrated settings (issue 21)
+            from fourfold.faceblur.tool.maskblur import MaskBlurAnonymizer
+
+            model = load_unet(weights[name] or packaged_weights("unet_mask.pt"))
+            methods[name] = measurements.UNetMethod(name, MaskBlurAnonymizer(model))
         else:
             raise ValueError(f"faceblur.eval.methods: unknown method {name!r}")
     return methods

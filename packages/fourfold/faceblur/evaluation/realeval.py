@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -192,7 +193,7 @@ def build_methods(names, weights: dict | None = None) -> dict:
             out[name] = tool_method(make_pipeline("unet", weights=str(path)))
         elif name in REAL_TRAINED:
             method, file = REAL_TRAINED[name]
-            path = weights.get(name) or packaged_weights(file)
+            path = Path(weights.get(name) or packaged_weights(file))
             if not path.is_file():
                 log.warning("real set: no %s, row %s skipped", path, name)
                 continue
