@@ -131,16 +131,22 @@ def web_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def live_server(web_root, micro_checkpoint):
+    """The app as users get it (the default limits), offering the micro model's folder."""
+    from fourfold.web.app import Settings, create_app
+
+    settings = Settings(root=web_root, checkpoint_folders=(micro_checkpoint.parent,))
+    with LiveServer(create_app(settings)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def small_server(web_root):
+    """The app with small upload limits, so that "too large" is quick to provoke."""
     from fourfold.web.app import Settings, create_app
     from fourfold.web.limits import Limits
 
-    # Small upload limits so that "too large" is quick to provoke; the micro model's folder is offered.
-    settings = Settings(
-        root=web_root,
-        checkpoint_folders=(micro_checkpoint.parent,),
-        limits=Limits(table_mb=1.0, image_mb=1.0, video_mb=2.0, video_seconds=1.0),
-    )
-    with LiveServer(create_app(settings)) as server:
+    limits = Limits(table_mb=1.0, image_mb=1.0, video_mb=2.0, video_seconds=1.0)
+    with LiveServer(create_app(Settings(root=web_root, limits=limits))) as server:
         yield server
 
 

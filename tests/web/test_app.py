@@ -229,3 +229,23 @@ def test_an_unexpected_failure_shows_one_line_not_a_traceback(client, monkeypatc
     assert response.status_code == 500
     assert error_of(response) == "unexpected error: RuntimeError: disk on fire second line"
     assert "Traceback" not in response.text
+
+
+@pytest.mark.slow
+def test_scoring_page_mlp_on_the_issue_case_converges_and_covers_the_true_effect(client):
+    """Issue 22's page case (300 rows, true ATE 2.0) with the MLP at the library's defaults (no epoch count
+    set by the page): no convergence warning, and the tailored Hajek interval covers 2.0."""
+    from fourfold.scoring.convergence import page_case
+
+    x, t, y = page_case(seed=0)
+    rows = "\n".join(f"{a!r},{b!r},{int(ti)},{yi!r}" for (a, b), ti, yi in zip(x.tolist(), t, y.tolist()))
+    response = client.post(
+        "/scoring",
+        data={"learner": "mlp", "loss": "tailored"},
+        files={"table": ("d.csv", ("x1,x2,t,y\n" + rows + "\n").encode())},
+    )
+    assert response.status_code == 200, error_of(response)
+    assert "stopped at its limit" not in response.text
+    row = next(r for r in response.text.split("<tr>") if r.startswith("<td>tailored</td><td>Hájek"))
+    low, high = (float(v) for v in row.split("[")[1].split("]")[0].split(", "))
+    assert low <= 2.0 <= high

@@ -139,8 +139,8 @@ def test_scoring_page_estimates_the_ate_for_both_losses(browser, live_server, tm
     screenshot(browser, tmp_path, "scoring")
 
 
-def test_scoring_page_explains_a_malformed_csv(browser, live_server, tmp_path):
-    browser.get(f"{live_server.url}/scoring")
+def test_scoring_page_explains_a_malformed_csv(browser, small_server, tmp_path):
+    browser.get(f"{small_server.url}/scoring")
     browser.find_element(By.NAME, "table").send_keys(str(treatment_csv(tmp_path / "bad.csv", text_cell=True)))
     assert "column 'dose' has an empty or non-numeric value" in shown_error(browser)
     big = tmp_path / "big.csv"
@@ -195,6 +195,11 @@ def test_critical_page_with_a_pre_trained_model(browser, serve, tmp_path):
         pytest.skip("no pre-trained model: run `make critical` once, or install a package that ships one")
     with serve(create_app(Settings(root=root))) as server:
         browser.get(f"{server.url}/critical")
+        keys = [
+            option.get_attribute("value") for option in Select(browser.find_element(By.NAME, "model")).options
+        ]
+        if "shipped quick reference" in keys:  # what a fresh clone offers
+            Select(browser.find_element(By.NAME, "model")).select_by_value("shipped quick reference")
         browser.find_element(By.NAME, "a").send_keys("4321")
         browser.find_element(By.NAME, "b").send_keys("765")
         result = submit(browser)
@@ -225,8 +230,8 @@ def test_faceblur_page_shows_progress_then_the_video(browser, live_server, tmp_p
     screenshot(browser, tmp_path, "faceblur_video")
 
 
-def test_faceblur_page_explains_bad_uploads(browser, live_server, tmp_path, face_files):
-    browser.get(f"{live_server.url}/faceblur")
+def test_faceblur_page_explains_bad_uploads(browser, small_server, tmp_path, face_files):
+    browser.get(f"{small_server.url}/faceblur")
     browser.find_element(By.NAME, "media").send_keys(str(face_files["long"]))
     assert "over the page's 1 s limit" in shown_error(browser)
     (tmp_path / "notes.txt").write_text("not a picture")
@@ -236,3 +241,29 @@ def test_faceblur_page_explains_bad_uploads(browser, live_server, tmp_path, face
     Image.fromarray(noise).save(tmp_path / "noise.png")  # about 1.5 MB: over the test server's 1 MB
     browser.find_element(By.NAME, "media").send_keys(str(tmp_path / "noise.png"))
     assert "larger than the page's 1 MB limit" in shown_error(browser)
+
+
+def test_faceblur_page_cancels_a_running_video(browser, serve, tmp_path):
+    """A 4 s clip on a server that takes it: the job page's Cancel button stops it and nothing is kept."""
+    from fourfold.faceblur.tool import video
+    from fourfold.web.app import Settings, create_app
+
+    frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    clip = video.write_video(tmp_path / "long.mp4", [frame] * 96, fps=24)
+    app = create_app(Settings(root=tmp_path))
+    with serve(app) as server:
+        browser.get(f"{server.url}/faceblur")
+        browser.find_element(By.NAME, "media").send_keys(str(clip))
+        submit(browser, wait_for="cancel")
+        for _ in range(5):  # the job page reloads every second: click the button of the page now shown
+            try:
+                browser.find_element(By.ID, "cancel").click()
+                break
+            except WebDriverException:
+                continue
+        WebDriverWait(browser, 30).until(
+            expected_conditions.presence_of_element_located((By.ID, "cancelled"))
+        )
+        job = next(iter(app.state.jobs._jobs.values()))
+        job.future.result(30)
+        assert job.status == "cancelled" and job.outputs == {} and not job.folder.exists()

@@ -126,9 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/hierarchical", response_class=HTMLResponse)
     async def hierarchical_post(request: Request):
+        form = await request.form(**FORM_LIMITS)  # the body (capped) before the page's imports
         from fourfold.web.pages import hierarchical as page
 
-        form = await request.form(**FORM_LIMITS)
         values = {k: text_field(form, k) for k in ("tree", "metric", "logits", "example")}
         try:
             if values["example"]:
@@ -162,9 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/scoring", response_class=HTMLResponse)
     async def scoring_post(request: Request):
+        form = await request.form(**FORM_LIMITS)  # the body (capped) before the page's imports
         from fourfold.web.pages import scoring as page
 
-        form = await request.form(**FORM_LIMITS)
         values = {k: text_field(form, k, default) for k, default in scoring_defaults.items()}
         try:
             with workspace.scratch() as folder:
@@ -202,9 +202,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/critical", response_class=HTMLResponse)
     async def critical_post(request: Request):
+        form = await request.form(**FORM_LIMITS)  # the body (capped) before the page's imports
         from fourfold.web.pages import critical as page
 
-        form = await request.form(**FORM_LIMITS)
         values = {k: text_field(form, k) for k in ("a", "b", "n_digits", "model")}
         choices = await run_in_threadpool(model_choices)
         try:

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         sock.bind((HOST, args.port))
     except OSError as err:
         parser().error(f"cannot listen on {HOST}:{args.port} ({err.strerror}); choose another --port")
+    sock.listen(2048)  # connections made from now on wait in the backlog until uvicorn accepts them
     app = create_app(Settings(root=Path(args.root).resolve(), checkpoint_folders=folders, limits=limits))
     port = sock.getsockname()[1]
     print(f"fourfold: open http://{HOST}:{port}/ (Ctrl+C stops the server)", flush=True)
