@@ -287,3 +287,16 @@ def test_chains_cover_a_set_and_follow_the_tree():
                     node = int(tree.parent[node])
                     assert node >= 0  # reached the root without meeting the next node: not an ancestor
             assert not any(c in members for c in tree.children[chain[0]])  # starts at a deepest member
+
+
+# --------------------------------------------------------------------------------------------- serve
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--checkpoints", "/nonexistent-folder"], "is not a folder"), (["--port", "70000"], "--port must be")],
+)
+def test_serve_refuses_bad_arguments_before_starting(argv, message, capsys):
+    from fourfold.web.serve import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
