@@ -20,6 +20,8 @@ SIZES = {
     # ~0.8M: 4 layers, d=128, for checking whether what the tiny model does changes with size (2.2x the
     # tiny model's compute per step)
     "small": {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_positions": 512},
+    # the tiny model with 1,024 positions: N = 5 and 7, whose N+2- and N+3-digit episodes pass 512 positions
+    "tiny_long": {"n_layer": 3, "n_embd": 96, "n_head": 4, "n_positions": 1024},
     # smaller still, for tests and smoke runs
     "micro": {"n_layer": 2, "n_embd": 32, "n_head": 2, "n_positions": 512},
     # the paper's model: GPT-2 small (85M non-embedding parameters); 2048 positions fit 15-digit episodes.

@@ -115,6 +115,21 @@ def scan(
     return pd.DataFrame(rows).drop_duplicates("step", keep="last").sort_values("step")
 
 
+# The columns that name a scan row's model (issue 19: experiments/critical/positions/scan.csv).
+SCAN_KEYS = ("positions", "size", "n_digits", "mix_fraction", "seed", "steps", "step")
+
+
+def labelled_scan(table: pd.DataFrame, spec) -> pd.DataFrame:
+    """``scan``'s table of one pre-training run of ``spec`` (a ``PretrainSpec``), each row named by
+    ``SCAN_KEYS`` and judged by ``RegimeRule`` (``in_regime``)."""
+    labels = {"positions": spec.positions, "size": spec.size, "n_digits": spec.n_digits,
+              "mix_fraction": spec.mix_fraction, "seed": spec.seed, "steps": spec.steps}  # fmt: skip
+    out = table.assign(**labels)
+    out["in_regime"] = [RegimeRule().holds(row) for _, row in out.iterrows()]
+    measures = [col for col in table.columns if col != "step"]
+    return out[[*SCAN_KEYS, *measures, "in_regime"]]
+
+
 def main(argv=None) -> None:
     from fourfold.core.tables import write_table
 

@@ -2,6 +2,7 @@
 
 Stages (``critical.stages``), each writing small CSVs under ``<run dir>/results/``:
 - ``pretrain``: one cached pre-trained model per degree (``critical.degrees``);
+- ``regime``: the regime measures (``regime.measure``) of each pre-trained model and its kept snapshots;
 - ``generalisation``: greedy accuracy at N..N+3 digits, identical and varying operands (Tables 4/5);
 - ``table1``: the certainty gap at critical tokens per degree, and the prioritized weights' distribution;
 - ``rl``: RL on N+k for every condition x seed, matched iteration counts (``rl/<run>/curves.jsonl``);
@@ -34,12 +35,13 @@ from fourfold.critical.lit import RLSettings
 from fourfold.critical.losses import LossConfig
 from fourfold.critical.model import SIZES, Critic, hidden_size, set_dropout
 from fourfold.critical.pretrain import PretrainSpec, pretrained_model
+from fourfold.critical.reference import seed_cache
 from fourfold.critical.rl import fine_tune
 from fourfold.critical.rollout import reference_outputs, sample
 from fourfold.critical.tokenizer import CharTokenizer
 
 log = logging.getLogger("fourfold.critical")
-STAGES = ("pretrain", "generalisation", "table1", "rl", "degrees_rl")
+STAGES = ("pretrain", "regime", "generalisation", "table1", "rl", "degrees_rl")
 
 
 def degree_specs(c: DictConfig) -> list[PretrainSpec]:
@@ -165,6 +167,18 @@ def validate(cfg: DictConfig) -> list[PretrainSpec]:
             cond = c.degrees_rl.condition
             kl = float(c.degrees_rl.kl_coef)
             rl_settings(c, spec.n_digits, int(c.degrees_rl.plus_k), cond, kl, 0, "").validate(n_positions)
+    if "generalisation" in c.stages:  # longer problems would be cut at the context and score 0
+        from fourfold.critical.arithmetic import prompt, scratchpad
+
+        for spec in specs:
+            digits = spec.n_digits + int(c.generalisation.extra_digits)
+            nines = 10**digits - 1
+            need = len(prompt(nines, nines) + scratchpad(nines, nines))
+            if need > n_positions:
+                raise ValueError(
+                    f"generalisation at {digits} digits needs {need} positions, the {c.model_size} model has "
+                    f"{n_positions}: lower critical.generalisation.extra_digits or use size tiny_long"
+                )
     for beta in c.table1.betas:
         check_beta(float(beta))
     return specs
@@ -423,6 +437,11 @@ def main(cfg: DictConfig) -> dict[str, float]:
     models, infos = {}, {}
     started = time.time()
     for spec in specs:
+        # The shipped quick reference stands in for its pre-training (unless snapshots are asked for).
+        if bool(c.pretrain.shipped_reference) and not int(c.pretrain.snapshot_every):
+            seeded = seed_cache(Path(c.cache_dir), spec)
+            if seeded:
+                log.info("%s: the reference shipped in the package, copied to %s", spec.name, seeded)
         models[spec.name], infos[spec.name] = pretrained_model(
             spec, tok, Path(c.cache_dir), cfg.trainer, int(c.pretrain.snapshot_every) or None,
             enable_progress_bar=False,
@@ -435,6 +454,18 @@ def main(cfg: DictConfig) -> dict[str, float]:
         pd.DataFrame([{"degree": s.name, **OmegaConf.to_container(OmegaConf.structured(s))} for s in specs]),
         results / "degrees.csv",
     )
+
+    if "regime" in stages:  # the regime measures of each reference (and its snapshots, if kept)
+        from fourfold.critical.pretrain import cached_model_path
+        from fourfold.critical.regime import labelled_scan, scan
+
+        r = c.regime
+        tables = [
+            labelled_scan(scan(cached_model_path(c.cache_dir, spec).parent, int(r.every), int(r.examples),
+                               int(r.min_step)), spec)
+            for spec in specs
+        ]  # fmt: skip
+        write_csv(pd.concat(tables, ignore_index=True), results / "regime.csv")
 
     if "generalisation" in stages:
         table = stage_generalisation(c, specs, models, tok)
