@@ -68,6 +68,10 @@ def test_lowest_positions_are_sorted_and_exclude_the_first_token(char_model):
     values = [j for _, _, j in low]
     assert values == sorted(values) and len(low) == 5 and all(i > 0 for i, _, _ in low)
     assert values[0] == min(j for j in result.certainty if not math.isnan(j))
+    text = prompt(12, 345) + scratchpad(12, 345)
+    after = token_certainty(char_model, fast_tokenizer(CharTokenizer()), [text], after="Target:")[0]
+    assert after.start == len(prompt(12, 345)) and all(i >= after.start for i, _, _ in after.lowest(5))
+    assert after.lowest(1)[0][2] == min(after.certainty[after.start :])
 
 
 def test_llama_padded_batch_equals_each_text_alone(llama_dir):

@@ -5,7 +5,7 @@ J at token i is the certainty of the model's next-token distribution that predic
 before it (teacher forcing), at ``temperature``: 1 for a one-hot prediction, 0 for a uniform one. The
 prioritized KL relaxes the KL penalty where the reference's J is low, so these are the positions it frees.
 
-    python -m fourfold.critical.tokens --model DIR_OR_PT --text FILE [--top K] [--html OUT]
+    python -m fourfold.critical.tokens --model DIR_OR_PT --text FILE [--top K] [--html OUT] [--after TEXT]
 
 ``--text`` is a UTF-8 file; texts are separated by a line holding only ``---`` (one text if there is none).
 """
@@ -79,18 +79,30 @@ class TokenCertainty:
     tokens: list[str]
     certainty: list[float]
     truncated: bool
+    start: int = 1  # the first token ``lowest`` ranks (e.g. the first after the prompt)
 
     def lowest(self, k: int) -> list[tuple[int, str, float]]:
-        """The ``k`` least certain positions as (index, token, J), least certain first."""
-        scored = [(i, t, j) for i, (t, j) in enumerate(zip(self.tokens, self.certainty)) if not math.isnan(j)]
+        """The ``k`` least certain positions from ``start`` on as (index, token, J), least certain first."""
+        scored = [
+            (i, t, j)
+            for i, (t, j) in enumerate(zip(self.tokens, self.certainty))
+            if i >= self.start and not math.isnan(j)
+        ]
         return sorted(scored, key=lambda x: (x[2], x[0]))[:k]
 
 
 def token_certainty(
-    model, tokenizer, texts: list[str], *, kind: str = "shannon", temperature: float = 1.0
+    model,
+    tokenizer,
+    texts: list[str],
+    *,
+    kind: str = "shannon",
+    temperature: float = 1.0,
+    after: str | None = None,
 ) -> list[TokenCertainty]:
     """J at every token of each text (see the module docstring); texts longer than the model's context
-    are cut to it (``truncated``)."""
+    are cut to it (``truncated``). With ``after`` (e.g. the end of a prompt), ``lowest`` ranks only the
+    tokens after its first occurrence in each text (all tokens where it does not occur)."""
     limit = context_length(model)
     id_lists, truncated = [], []
     for text in texts:
@@ -100,9 +112,13 @@ def token_certainty(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     values = sequence_certainty(model, id_lists, pad_id or 0, kind=kind, temperature=temperature)
     results = []
-    for ids, j, cut in zip(id_lists, values, truncated):
+    for text, ids, j, cut in zip(texts, id_lists, values, truncated):
         tokens = [tokenizer.decode([i]) for i in ids]
-        results.append(TokenCertainty(tokens, [math.nan] + [float(x) for x in j], cut))
+        start = 1
+        if after and after in text:
+            head = text[: text.index(after) + len(after)]
+            start = max(1, len(tokenizer.encode(head, add_special_tokens=False)))
+        results.append(TokenCertainty(tokens, [math.nan] + [float(x) for x in j], cut, start))
     return results
 
 
@@ -169,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", help="write an HTML heat map here")
     parser.add_argument("--certainty", default="shannon", choices=CERTAINTY_KINDS)
     parser.add_argument("--temperature", type=float, default=1.0, help="of the next-token distribution")
+    parser.add_argument("--after", help="rank only tokens after this text (e.g. the prompt's end: 'Target:')")
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error("--top must be >= 1")
@@ -178,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    results = token_certainty(model, tokenizer, texts, kind=args.certainty, temperature=args.temperature)
+    results = token_certainty(
+        model, tokenizer, texts, kind=args.certainty, temperature=args.temperature, after=args.after
+    )
     print("\n".join(report_lines(results, args.top)))
     if args.html:
         from fourfold.core.files import atomic_write_text
