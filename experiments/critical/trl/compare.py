@@ -1,8 +1,9 @@
-"""The arithmetic comparison through TRL (issue 20): standard KL vs prioritized KL (beta by the rule) vs no
+r"""The arithmetic comparison through TRL (issue 20): standard KL vs prioritized KL (beta by the rule) vs no
 KL, fine-tuning the quick reference with ``fourfold.critical.trl.PrioritizedKLGRPOTrainer`` on the quick
 preset's prompts, seeds and evaluation sets, next to the Lightning loop's committed results.
 
-    python experiments/critical/trl/compare.py --reference .cache/critical/pretrain/<name>/model.pt
+    python experiments/critical/trl/compare.py --workers 2 \
+        --reference .cache/critical/pretrain/<name>/model.pt
 
 Settings come from ``conf/experiment/critical/quick.yaml`` (composed with Hydra, not copied): 40
 iterations of 16 prompts x 4 samples, Adam 3e-5 with a 5-iteration linear warm-up, T = 1, binary reward,
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE), help="where results/ and tables/ go")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of the quick preset")
     parser.add_argument("--only-reference", action="store_true", help="write results/reference.json, no RL")
+    parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes (one thread each)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fourfold.core.files import atomic_path, atomic_write_text
@@ -338,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     char_model, char_tok, _ = load_checkpoint(reference_pt)
     char_model.eval()
     work = Path(args.work) / reference_pt.parent.name
-    ref_dir = export_reference(reference_pt, work / "reference-hf", overwrite=True)
+    ref_dir = work / "reference-hf"  # the folder name is the checkpoint's settings hash: export once
+    if not (ref_dir / "config.json").is_file():
+        export_reference(reference_pt, ref_dir)
     reference, tokenizer = load_causal_lm(ref_dir)
     betas = rule_betas(reference, tokenizer, char_model, s)
     print(
@@ -352,29 +356,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     eval_pairs, comfort = evaluation_sets(s)
     failures = first_error_positions(char_model, char_tok, eval_pairs)
+    jobs = [(condition, seed) for seed in seeds for condition in args.conditions]  # seed-major order
+    folders = [work / f"{condition}_seed{seed}" for condition, seed in jobs]
+    sets = (eval_pairs, comfort, failures)
+    todo = [(job, folder) for job, folder in zip(jobs, folders) if not (folder / "done").is_file()]
+    print(f"{len(jobs)} runs, {len(jobs) - len(todo)} finished before, {args.workers} worker(s)", flush=True)
+    run = [(ref_dir, c, seed, s, betas["beta_by_rule_trl"], sets, folder) for (c, seed), folder in todo]
+    if args.workers > 1:
+        from joblib import Parallel, delayed
+
+        Parallel(n_jobs=args.workers, backend="loky")(delayed(run_one)(*job) for job in run)
+    else:
+        for job in run:
+            run_one(*job)
     times, frames = [], []
-    for seed in seeds:  # seed-major: an interrupted comparison leaves whole seeds
-        for condition in args.conditions:
-            folder = work / f"{condition}_seed{seed}"
-            started = time.time()
-            run_one(
-                ref_dir,
-                condition,
-                seed,
-                s,
-                betas["beta_by_rule_trl"],
-                (eval_pairs, comfort, failures),
-                folder,
-            )
-            wall, cpu = (float(x) for x in (folder / "done").read_text().split())
-            took = time.time() - started
-            print(
-                f"{condition} seed {seed}: {wall:.0f} s wall, {cpu:.0f} s CPU ({took:.0f} s this call)",
-                flush=True,
-            )
-            times.append({"condition": condition, "seed": seed, "seconds": wall, "cpu_seconds": cpu,
-                          "folder": str(folder)})  # fmt: skip
-            frames.append(pd.read_csv(folder / "curves.csv"))
+    for (condition, seed), folder in zip(jobs, folders):
+        wall, cpu = (float(x) for x in (folder / "done").read_text().split())
+        print(f"{condition} seed {seed}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+        times.append({"condition": condition, "seed": seed, "seconds": wall, "cpu_seconds": cpu,
+                      "folder": str(folder)})  # fmt: skip
+        frames.append(pd.read_csv(folder / "curves.csv"))
     curves = pd.concat(frames, ignore_index=True)
     for name, frame in (("trl_curves", curves), ("trl_runs", pd.DataFrame(times))):
         with atomic_path(out / "results" / f"{name}.csv") as tmp:
