@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,11 +163,7 @@ class StopRule:
         from transformers import StoppingCriteria
 
         rule = self
-        trigger_ids = None
-        if self.trigger is not None:
-            vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-            texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
-            trigger_ids = torch.tensor([i for i, t in enumerate(texts) if any(c in t for c in self.trigger)])
+        trigger_ids = None if self.trigger is None else _trigger_ids(tokenizer, self.trigger)
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
@@ -181,6 +178,19 @@ class StopRule:
                 return done
 
         return _Stop()
+
+
+_TRIGGER_IDS = weakref.WeakKeyDictionary()  # tokenizer -> {trigger: ids}: one pass over a vocabulary
+
+
+def _trigger_ids(tokenizer, trigger: str) -> torch.Tensor:
+    """Ids of the tokens whose text contains one of ``trigger``'s characters."""
+    known = _TRIGGER_IDS.setdefault(tokenizer, {})
+    if trigger not in known:
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        texts = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in vocab]
+        known[trigger] = torch.tensor([i for i, t in enumerate(texts) if any(c in t for c in trigger)])
+    return known[trigger]
 
 
 SCRATCHPAD_STOP = StopRule(scratchpad_end, trigger="\n")
