@@ -106,3 +106,20 @@ def test_export_cli(char_model, tmp_path, capsys):
     assert main([str(ckpt), str(tmp_path / "hf")]) == 2  # exists: refused without --overwrite
     assert main([str(ckpt), str(tmp_path / "hf"), "--overwrite"]) == 0
     assert main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
+
+
+def test_the_shipped_quick_reference_exports_losslessly(tmp_path):
+    """The quick reference as a Hugging Face directory: same ids, same logits, its spec kept."""
+    from fourfold.critical.hf import main
+    from fourfold.critical.model import load_checkpoint
+    from fourfold.critical.reference import shipped_reference_path
+
+    model, tok, extra = load_checkpoint(shipped_reference_path())
+    assert main(["shipped", str(tmp_path / "ref")]) == 0
+    loaded, fast = load_causal_lm(tmp_path / "ref")
+    text = prompt(1082, 4567) + scratchpad(1082, 4567)
+    assert fast.encode(text) == tok.encode(text) and fast.decode(fast.encode(text)) == text
+    ids = torch.tensor([tok.encode(text)])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model.eval()(ids).logits)
+    assert saved_extra(tmp_path / "ref") == extra and extra["spec"]["n_digits"] == 3

@@ -2,8 +2,7 @@ r"""The arithmetic comparison through TRL (issue 20): standard KL vs prioritized
 KL, fine-tuning the quick reference with ``fourfold.critical.trl.PrioritizedKLGRPOTrainer`` on the quick
 preset's prompts, seeds and evaluation sets, next to the Lightning loop's committed results.
 
-    python experiments/critical/trl/compare.py --workers 2 \
-        --reference .cache/critical/pretrain/<name>/model.pt
+    python experiments/critical/trl/compare.py --workers 2   # [--reference other.pt] [--seeds 0 1 ...]
 
 Settings come from ``conf/experiment/critical/quick.yaml`` (composed with Hydra, not copied): 40
 iterations of 16 prompts x 4 samples, Adam 3e-5 with a 5-iteration linear warm-up, T = 1, binary reward,
@@ -12,11 +11,12 @@ Shannon certainty, alpha = 5. What TRL fixes differently (see ``trl_settings``):
 our leave-one-out advantage with 4 samples; beta = alpha * 3/4 puts the KL term on the same scale
 relative to the policy gradient (Adam's step does not depend on the loss's overall scale).
 
-Each run lives in ``runs/critical-trl/<reference>/<condition>_seed<s>/`` (``curves.csv``, ``done``: wall
-and CPU seconds, one thread); a
-rerun reads finished runs and runs the missing ones. Outputs: ``results/trl_curves.csv``,
-``results/trl_runs.csv``, ``results/reference.json`` (beta by the rule both ways, the position
-trap) and ``tables/comparison.md`` beside this file.
+The reference is the quick reference shipped with the package (``fourfold.critical.reference``) unless
+``--reference`` names another .pt. Each run lives in
+``runs/critical-trl/<reference>_<sha256 prefix>/<condition>_seed<s>/`` (``curves.csv``; ``done``: wall and
+CPU seconds, one thread); a rerun reads finished runs and runs the missing ones. Outputs, beside this
+file: ``results/trl_curves.csv``, ``results/trl_runs.csv``, ``results/reference.json`` (beta by the rule
+both ways, the position trap) and ``tables/comparison.md``.
 """
 
 import argparse
@@ -316,7 +316,9 @@ def comparison_table(trl_curves: pd.DataFrame, s: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reference", required=True, help="the quick reference's .pt checkpoint")
+    parser.add_argument(
+        "--reference", help="the reference's .pt checkpoint (default: the shipped quick reference)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the quick preset's seeds")
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     parser.add_argument("--work", default=str(REPO / "runs/critical-trl"), help="run folders (resumable)")
@@ -336,11 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     if s["entropy_coef"] or s["reward"] != "binary":
         raise ValueError("the TRL comparison covers the quick recipe: binary reward and no entropy bonus")
     seeds = args.seeds if args.seeds is not None else s["seeds"]
-    reference_pt = Path(args.reference)
+    from fourfold.critical.reference import file_sha256, shipped_reference_path
+
+    reference_pt = Path(args.reference) if args.reference else shipped_reference_path()
     char_model, char_tok, _ = load_checkpoint(reference_pt)
     char_model.eval()
-    work = Path(args.work) / reference_pt.parent.name
-    ref_dir = work / "reference-hf"  # the folder name is the checkpoint's settings hash: export once
+    work = Path(args.work) / f"{reference_pt.stem}_{file_sha256(reference_pt)[:8]}"
+    ref_dir = work / "reference-hf"  # the folder name holds the checkpoint's hash: export once
     if not (ref_dir / "config.json").is_file():
         export_reference(reference_pt, ref_dir)
     reference, tokenizer = load_causal_lm(ref_dir)

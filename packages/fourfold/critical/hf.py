@@ -204,13 +204,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Export a critical .pt checkpoint to a Hugging Face model directory.",
     )
     parser.add_argument(
-        "checkpoint", help=".pt file written by fourfold.critical (e.g. a pre-trained model.pt)"
+        "checkpoint",
+        help=".pt file written by fourfold.critical, or 'shipped': the package's quick reference",
     )
     parser.add_argument("out_dir", help="the model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
     args = parser.parse_args(argv)
+    source = Path(args.checkpoint)
+    if args.checkpoint == "shipped" and not source.exists():
+        from fourfold.critical.reference import shipped_reference_path
+
+        source = shipped_reference_path()
     try:
-        out = export_reference(args.checkpoint, args.out_dir, overwrite=args.overwrite)
+        out = export_reference(source, args.out_dir, overwrite=args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
