@@ -6,9 +6,10 @@ and the checkpoint loader are not in its top-level API yet, so they are imported
 ``fourfold.critical.arithmetic`` and ``fourfold.critical.model`` here, and nowhere else in ``web``.
 
 Models come from a list the server makes (``find_models``): the project's cache (``.cache/critical``), the
-folders named at start-up (``fourfold-serve --checkpoints DIR``) and the package's shipped reference. The
-form sends a name from that list, never a path; a file whose real location leaves its folder (a symlink
-out) is not listed. ``load_model(choice)`` loads what the user chose.
+folders named at start-up (``fourfold-serve --checkpoints DIR``: our ``.pt`` checkpoints and Hugging Face
+causal-LM directories, e.g. one written by ``python -m fourfold.critical.hf``) and the package's shipped
+reference. The form sends a name from that list, never a path; a file whose real location leaves its folder
+(a symlink out) is not listed. ``load_model(choice)`` loads what the user chose.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ DEFAULT_N = 2  # used when neither the form nor the checkpoint gives N
 CACHE_FOLDER = ".cache/critical"  # where `make critical` caches its pre-trained models
 CACHE_GLOB = "pretrain/*/model.pt"  # the pre-trained models under CACHE_FOLDER
 FOLDER_GLOBS = ("*.pt", "*/*.pt", "*/*/*.pt")  # checkpoints in a --checkpoints folder, up to two levels down
+HF_GLOBS = ("config.json", "*/config.json", "*/*/config.json")  # Hugging Face model directories there
 MAX_LISTED = 200
 NOT_A_CHECKPOINT = "the chosen file is not a fourfold.critical checkpoint"
+NOT_A_CAUSAL_LM = "the chosen folder is not a Hugging Face causal language model with its tokenizer"
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -37,7 +40,7 @@ class ModelChoice:
 
     key: str
     path: Path
-    kind: str = "checkpoint"  # a .pt file written by fourfold.critical
+    kind: str = "checkpoint"  # checkpoint: a .pt file written by fourfold.critical | hf: a model directory
 
 
 @dataclass
@@ -109,6 +112,11 @@ def find_models(root: Path, folders: tuple[Path, ...] = ()) -> list[ModelChoice]
         files = sorted({p for pattern in FOLDER_GLOBS for p in folder.glob(pattern) if _inside(p, folder)})
         for path in files[:MAX_LISTED]:
             found.append(ModelChoice(f"{folder.name}: {path.relative_to(folder).as_posix()}", path))
+        configs = sorted({p for pattern in HF_GLOBS for p in folder.glob(pattern) if _inside(p, folder)})
+        for config in configs[:MAX_LISTED]:
+            name = config.parent.relative_to(folder).as_posix()
+            name = f"{folder.name}/" if name == "." else f"{folder.name}: {name}/"
+            found.append(ModelChoice(name, config.parent, kind="hf"))
     shipped = _shipped_reference()
     if shipped is not None:
         found.append(ModelChoice("shipped quick reference", shipped))
@@ -130,7 +138,18 @@ def choose_model(key: str, choices: list[ModelChoice]) -> ModelChoice | None:
 
 def load_model(choice: ModelChoice):
     """(model, tokenizer, extra) of the chosen model; one message for anything that is not a checkpoint
-    of the critical package (loaded with ``weights_only=True``: nothing is unpickled)."""
+    of the critical package (loaded with ``weights_only=True``: nothing is unpickled) or, for a model
+    directory, not a causal LM with its tokenizer (loaded offline; no remote code runs)."""
+    if choice.kind == "hf":
+        from fourfold.critical.hf import load_causal_lm, saved_extra
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model, tokenizer = load_causal_lm(choice.path)
+            return model, tokenizer, saved_extra(choice.path)
+        except Exception as err:  # noqa: BLE001 - a missing tokenizer, a broken config: all one answer
+            raise UploadError(NOT_A_CAUSAL_LM) from err
     from fourfold.critical.model import load_checkpoint
 
     try:
@@ -142,29 +161,41 @@ def load_model(choice: ModelChoice):
 
 
 def model_certainty(model, tokenizer, a: int, b: int) -> list[float]:
-    """J (Shannon, in [0, 1]) of the model's next-character distribution at every scratchpad character,
-    with the correct prefix (teacher forcing)."""
+    """J (Shannon, in [0, 1]) of the model's next-token distribution at every scratchpad character, with
+    the correct prefix (teacher forcing). A character gets the J of the token that holds it: with our
+    character tokenizer that is its own prediction; with a subword tokenizer (a Hugging Face model) the
+    token's, found through the tokenizer's character offsets."""
     import torch
 
     from fourfold.critical.arithmetic import prompt
+    from fourfold.critical.tokens import context_length
 
     head, target = prompt(a, b), scratchpad(a, b)
+    text = head + target
     try:
-        ids = tokenizer.encode(head + target)
-    except (KeyError, ValueError) as err:
+        if hasattr(tokenizer, "backend_tokenizer"):  # a Hugging Face fast tokenizer
+            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids, spans = encoded["input_ids"], encoded["offset_mapping"]
+        else:
+            ids = tokenizer.encode(text)
+            spans = [(i, i + 1) for i in range(len(ids))]
+    except (KeyError, ValueError, TypeError) as err:
         raise UploadError(f"the model's tokenizer cannot encode this addition ({err})") from err
-    limit = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
-    if len(ids) > limit:
+    limit = context_length(model)
+    if limit is not None and len(ids) > limit:
         raise UploadError(
-            f"the scratchpad is {len(ids)} characters, over the model's {limit} positions; "
-            "use shorter numbers"
+            f"the scratchpad is {len(ids)} tokens, over the model's {limit} positions; use shorter numbers"
         )
     model.eval()
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].float()
-    start = len(head) - 1  # logits at position i predict character i + 1
-    probs = torch.softmax(logits[start : start + len(target)], dim=-1)
-    return [float(j) for j in certainty(probs, "shannon")]
+    # logits at token t - 1 predict token t; the first token has no prediction (J 1, shown as certain)
+    token_j = [1.0] + [float(j) for j in certainty(torch.softmax(logits[:-1], dim=-1), "shannon")]
+    per_char = [1.0] * len(text)
+    for j, (begin, end) in zip(token_j, spans):
+        for i in range(begin, min(end, len(text))):
+            per_char[i] = j
+    return per_char[len(head) :]
 
 
 def pretraining_digits(extra: dict) -> int | None:
