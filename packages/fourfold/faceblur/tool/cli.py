@@ -310,8 +310,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--unet-size",
         type=int,
-        default=256,
-        help=f"U-Net working resolution, longer side, in [{UNET_SIZE_RANGE[0]}, {UNET_SIZE_RANGE[1]}] (256)",
+        default=None,
+        help=f"U-Net working resolution, longer side, in [{UNET_SIZE_RANGE[0]}, {UNET_SIZE_RANGE[1]}] "
+        "(default: the size calibrated into the weights file; 256 for the paper's image-head U-Nets)",
     )
     p.add_argument("--no-audio", action="store_true", help="drop the audio track (kept by default)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
