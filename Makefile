@@ -131,6 +131,9 @@ reproduce: install ## every paper's quick preset, then the report
 	@for p in $(PAPERS); do $(MAKE) --no-print-directory $$p SCALE=quick || exit 1; done
 	$(MAKE) --no-print-directory report
 
+check-results: install ## after changing a paper's code: rerun the fast presets in runs/check-results, compare every committed number
+	$(PY) -m fourfold.core.checkresults
+
 report: install ## rebuild every table and figure under experiments/ from run folders
 	@ran=0; for p in $(PAPERS); do if [ -f packages/fourfold/$$p/report.py ]; then ran=1; \
 	  echo "== $$p =="; $(PY) -m fourfold.$$p.report || exit 1; fi; done; \
