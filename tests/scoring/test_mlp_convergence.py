@@ -76,7 +76,8 @@ def test_mlp_without_hidden_layers_converges_to_the_linear_optimum(loss, unit):
 
 def test_mlp_warns_in_one_sentence_when_the_epoch_budget_ends_unconverged():
     x, t, _ = page_case(0)
-    with pytest.warns(ConvergenceWarning, match=r"max_epochs=3 while its val loss was still improving") as w:
+    expected = r"max_epochs=3 while its held-out loss was still improving"
+    with pytest.warns(ConvergenceWarning, match=expected) as w:
         model = PropensityClassifier(learner="mlp", loss="tailored", max_epochs=3).fit(x, t)
     message = str(w[0].message)
     assert message.endswith(".") and message.count(". ") == 0 and "raise max_epochs" in message

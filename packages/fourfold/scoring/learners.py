@@ -267,7 +267,8 @@ class PropensityClassifier(ClassifierMixin, BaseEstimator):
         self.converged_ = stop.converged or self.patience is None
         if not self.converged_:
             warnings.warn(
-                f"the MLP reached max_epochs={self.max_epochs} while its {stop.monitor.replace('_', ' ')} "
+                f"the MLP reached max_epochs={self.max_epochs} while its "
+                + ("held-out loss " if stop.monitor == "val_loss" else "training loss ")
                 + ("had become NaN or infinite" if stop.diverged else "was still improving")
                 + ", so its propensities are not a converged fit: raise max_epochs (or lr).",
                 ConvergenceWarning,
