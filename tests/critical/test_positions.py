@@ -90,6 +90,24 @@ def test_digit_indices_equal_an_independent_string_implementation_on_random_addi
     )
 
 
+def test_a_digit_run_past_the_table_shares_its_last_row():
+    """A sampling model may write 40 digits in a row: no error, and the incremental decoder still agrees."""
+    from fourfold.critical.decoding import decoder
+
+    model = micro("digit_index")
+    ids = torch.tensor([TOK.encode(prompt(12, 34) + "\n<scratch>\n[" + "1" * 40)])
+    assert max(text_digit_indices(TOK.decode(ids[0]))) == 40 > DIGIT_INDEX_SIZE
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=mask).logits
+    step = decoder(model, 1, ids.shape[1])
+    first = step(ids[:, :20], position_ids(mask)[:, :20], mask[:, :20].bool())
+    rest = [step(ids[:, t : t + 1], position_ids(mask)[:, t : t + 1], mask[:, t : t + 1].bool())
+            for t in range(20, ids.shape[1])]  # fmt: skip
+    assert torch.isfinite(full).all()
+    assert torch.allclose(torch.cat([first, *rest], dim=1), full, atol=1e-5)
+
+
 def test_training_offsets_shift_digits_only_and_stay_in_the_table():
     rng = np.random.default_rng(1)
     offsets = training_offsets(rng, 1000, 4)

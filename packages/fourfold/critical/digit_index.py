@@ -16,10 +16,12 @@ digit, so a row's indices do not depend on its padding.
 
 **Offsets.** In pre-training each example adds one random offset in 0..``max_offset`` to all its digit
 indices (non-digits stay 0), so that the embeddings of indices longer operands need at test time are
-trained too; at evaluation and in RL the offset is 0. (McLeish et al. draw the offset per sample,
-uniformly; their table is larger because their operands are.)
+trained too; at evaluation and in RL the offset is 0, as in McLeish et al. (whose offsets reach 100,
+for operands of up to 20 digits; ours reach ``DIGIT_INDEX_SIZE`` - 1 minus the longest run).
 
-The table has ``DIGIT_INDEX_SIZE`` rows (0 = not a digit); a run longer than that is an error.
+The table has ``DIGIT_INDEX_SIZE`` rows (0 = not a digit). Training examples must fit in it
+(``training_offsets`` refuses longer operands); a longer run, which only a model's own wrong output makes
+(a string of digits while sampling), gives its later digits the last row's embedding.
 """
 
 import numpy as np
@@ -105,12 +107,9 @@ class DigitIndexGPT2Model(GPT2Model):
         return digit_indices(ids, self.digit_ids, self.separator_ids)
 
     def index_embeddings(self, index: torch.Tensor) -> torch.Tensor:
-        if index.numel() and int(index.max()) >= self.digit_index.num_embeddings:
-            raise ValueError(
-                f"a digit index of {int(index.max())} is past the index table "
-                f"({self.digit_index.num_embeddings - 1}): the numbers are too long for this model"
-            )
-        return self.digit_index(index)
+        # Indices past the table share its last row: only a model's own wrong output (a long string of
+        # digits while sampling) makes such runs; the training data are checked to fit.
+        return self.digit_index(index.clamp(max=self.digit_index.num_embeddings - 1))
 
     def forward(self, input_ids=None, *args, inputs_embeds=None, digit_index=None, **kwargs):
         if inputs_embeds is None and input_ids is not None:

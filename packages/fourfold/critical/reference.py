@@ -8,10 +8,9 @@ beside it holds its provenance: the command, seed and steps, the spec, the sha25
 tensors, and what it was checked against. The task seeds its pre-training cache with it when a degree's
 spec is the shipped one (``critical.pretrain.shipped_reference``), so the RL stage starts at once.
 
-``python -m fourfold.critical.reference`` checks the file against its provenance;
-``--verify`` pre-trains the reference again with the preset's own command into a scratch cache (16 min
-on a core of its own, up to 58 on a shared one) and compares every tensor and both hashes with the
-shipped file.
+``python -m fourfold.critical.reference`` checks the file against its provenance; ``--verify`` pre-trains
+the reference again with the preset's own command into a scratch cache (16 min pinned to one core, up to
+58 on a core shared with other jobs) and compares every tensor and both hashes with the shipped file.
 """
 
 import argparse
