@@ -71,11 +71,11 @@ REAL_LABELS = {
     "centerface+mtcnn": "fourfold-blur --method centerface+mtcnn",
     "yolo": "YOLO on synthetic composites (approach 1 before issue 11; weights/yolo_face.pt)",
     "unet_l1": "U-Net L1 (approach 2)",
-    "unet_mse": "fourfold-blur --method unet (U-Net MSE, approach 2)",
+    "unet_mse": "U-Net MSE (approach 2 before issue 21; weights/unet_mse.pt)",
     "yolo_real": "fourfold-blur --method yolo: YOLO on real photos + hard negatives, flip, thr. 0.45",
     "unet_l1_real": "U-Net L1 trained on approach-1 targets (weights/unet_l1_real.pt)",
     "unet_mse_real": "U-Net MSE trained on approach-1 targets (weights/unet_mse_real.pt)",
-    "unet_mask": "U-Net face mask + the tool's blur (issue 21, weights/unet_mask.pt)",
+    "unet_mask": "fourfold-blur --method unet: U-Net face mask + the tool's blur (issue 21)",
 }
 
 

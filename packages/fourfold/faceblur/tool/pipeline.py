@@ -27,7 +27,7 @@ WEIGHTED_METHODS = ("yolo", "unet")  # methods that read --weights
 # at reduced resolution (blur.fast_gaussian).
 DEFAULT_MASK_SCALE = 1.6
 DEFAULT_SIGMA_RATIO = 0.25
-TOOL_UNET_WEIGHTS = "unet_mse.pt"  # --method unet's packaged weights
+TOOL_UNET_WEIGHTS = "unet_mask.pt"  # --method unet: the face-mask U-Net since issue 21 (weights/README.md)
 # YOLO: None = the threshold its weights file carries (calibrated on held-out photos), else 0.3.
 DEFAULT_THRESHOLDS = {"centerface": 0.2, "yolo": None, "centerface+mtcnn": 0.2}
 # Valid ranges (inclusive unless noted). Outside them a privacy tool would blur nothing, too little, or
