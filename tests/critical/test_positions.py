@@ -214,7 +214,8 @@ def test_a_learned_model_has_the_same_cache_key_and_other_schemes_their_own():
     assert PretrainSpec(**quick, positions="learned").name == PretrainSpec(**quick).name
     names = {PretrainSpec(**quick, positions=p).name for p in POSITIONS}
     assert len(names) == 4 and any(n.startswith("N3_mix0.05_both0.2_tiny_nope_2000steps_") for n in names)
-    assert "positions" not in PretrainSpec(**quick).record()
+    assert "positions" not in PretrainSpec(**quick).record()  # checkpoints and degrees.csv as before
+    assert PretrainSpec(**quick, positions="rope").record()["positions"] == "rope"
     with pytest.raises(ValueError, match="position scheme"):
         PretrainSpec(**quick, positions="alibi").validate()
 

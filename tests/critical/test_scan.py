@@ -65,7 +65,9 @@ def fake_run(folder, positions, seed, dj, when):
     results.mkdir(parents=True)
     degree = f"N3_mix0_tiny_long_{positions}_2000steps_{seed}"
     reference = {"n_digits": 3, "mix_fraction": 0.0, "steps": 2000, "size": "tiny_long", "seed": seed}
-    degrees = {"degree": degree, **reference, "stop_at": 0, "positions": positions}
+    degrees = {"degree": degree, **reference, "stop_at": 0}
+    if positions != "learned":  # a learned model's degrees.csv has no positions column (spec.record())
+        degrees["positions"] = positions
     regime = {**{k: 0.5 for k in ISSUE_COLUMNS[7:-1]}, "dJ_decision": dj, "in_regime": False}
     table1 = {"degree": degree, "N": 3, "mix": 0.0, "delta_decision": dj, "j_decision": 0.9,
               "delta_critical": dj, "delta_failure": -0.1, "n_failures": 50}  # fmt: skip
@@ -88,18 +90,19 @@ def test_collect_writes_the_issue_columns_and_keeps_the_newest_rerun(tmp_path):
     fake_run(tmp_path / "runs" / "1", "nope", 1, -0.15, now - 20)
     fake_run(tmp_path / "runs" / "2", "rope", 0, 0.01, now - 10)
     fake_run(tmp_path / "runs" / "3", "nope", 0, -0.09, now)  # a rerun of the first: replaces it
+    fake_run(tmp_path / "runs" / "4", "learned", 0, 0.004, now)
     tables = collect(result_folders([tmp_path / "runs"]))
     scan = tables["scan"]
-    assert list(scan.columns) == ISSUE_COLUMNS and len(scan) == 3
+    assert list(scan.columns) == ISSUE_COLUMNS and len(scan) == 4
     assert scan.set_index(["positions", "seed"]).loc[("nope", 0), "dJ_decision"] == -0.09
     got = summary("scan", scan).set_index("positions").loc["nope"]
     values = np.array([-0.09, -0.15])
     assert got.dJ_decision == pytest.approx(values.mean()) and got.n == 2
     assert got.dJ_decision_se == pytest.approx(values.std(ddof=1) / np.sqrt(2))
     table1 = summary("table1", tables["table1"])
-    assert set(table1.positions) == {"nope", "rope"} and (table1.paper_dJ_critical == -0.33).all()
+    assert set(table1.positions) == {"learned", "nope", "rope"} and (table1.paper_dJ_critical == -0.33).all()
     gen = tables["generalisation"]
-    assert len(gen) == 3 * 6 and {"positions", "seed", "n_digits"} <= set(gen.columns)
+    assert len(gen) == 4 * 6 and {"positions", "seed", "n_digits"} <= set(gen.columns)
     main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     assert list(pd.read_csv(tmp_path / "out" / "scan.csv").columns) == ISSUE_COLUMNS
     for name in ("scan_summary.md", "table1_summary.md", "generalisation_summary.md"):

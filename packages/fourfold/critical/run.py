@@ -451,7 +451,8 @@ def main(cfg: DictConfig) -> dict[str, float]:
     metrics["pretrain_seconds"] = time.time() - started
     main_spec = specs[int(c.main_degree)]
     write_csv(
-        pd.DataFrame([{"degree": s.name, **OmegaConf.to_container(OmegaConf.structured(s))} for s in specs]),
+        # spec.record(): a learned model's row has no positions column, as before the schemes existed
+        pd.DataFrame([{"degree": s.name, **s.record()} for s in specs]),
         results / "degrees.csv",
     )
 
