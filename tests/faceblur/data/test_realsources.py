@@ -68,6 +68,20 @@ def test_held_out_photos_are_never_discovered(tmp_path):
     assert not rs.held_out("insightface", "data/images/t1.jpg")
 
 
+def test_evaluation_clips_are_held_out_by_content_wherever_they_lie(tmp_path, monkeypatch):
+    import cv2
+
+    for name in ("kept.png", "renamed_copy_of_the_clip.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((8, 8, 3), len(name), np.uint8))
+    held = rs.sha256(tmp_path / "renamed_copy_of_the_clip.png")
+    monkeypatch.setitem(rs.HELD_OUT_SHA256, held, "an evaluation file")
+    assert [im.path for im in rs._walk("opencv-doc", tmp_path, video_stride=10)] == ["kept.png"]
+    # the surveillance clip of issue 21 is among them (Debian opencv-doc 4.6.0's examples/data/vtest.avi)
+    assert (
+        rs.HELD_OUT_SHA256["45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"] == "vtest.avi"
+    )
+
+
 def test_photo_filter_rejects_diagrams_keeps_photos():
     import skimage.data
 

@@ -10,11 +10,11 @@ def _detector(outputs, pyramid, upscale=False):
     """A YoloDetector whose passes return fixed (boxes, scores) per size, no model loaded."""
     det = object.__new__(YoloDetector)
     det.imgsz, det.pyramid, det.threshold, det.iou, det.max_box_frac = None, pyramid, 0.3, 0.5, None
-    det.upscale, det.flip = upscale, False
+    det.upscale, det.flip, det.upscale_threshold = upscale, False, None
     det._torch = torch
     det.calls = []
 
-    def fake_pass(frame, size):
+    def fake_pass(frame, size, threshold=None):
         det.calls.append(size)
         boxes, scores = outputs.get(size, (np.zeros((0, 4)), np.zeros(0)))
         return np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float)
@@ -56,6 +56,23 @@ def test_upscale_adds_a_pass_at_twice_the_size_of_small_frames_only():
     off = _detector({}, (640, 320))
     off.detect(np.zeros((300, 400, 3), np.uint8))
     assert off.calls == [400, 320]
+
+
+def test_a_surveillance_frame_gets_a_small_face_pass_that_keeps_small_boxes_only():
+    """768x576 (PAL, the size of opencv's vtest.avi): a pass at 1536 whose boxes under UPSCALE_KEEP_PX
+    tall are kept; a large box seen only at twice the size is dropped, one seen at native size is not."""
+    from fourfold.faceblur.tool.detectors import UPSCALE_KEEP_PX, UPSCALE_MAX
+
+    assert 768 <= UPSCALE_MAX < 1280
+    outputs = {
+        768: ([[500, 100, 600, 230]], [0.8]),  # a large face at native size
+        1536: ([[100, 200, 109, 211], [300, 50, 400, 50 + UPSCALE_KEEP_PX]], [0.5, 0.6]),  # 11 px; 64 px
+    }
+    det = _detector(outputs, (640, 320), upscale=True)
+    boxes, scores = det.detect(np.zeros((576, 768, 3), np.uint8))
+    assert det.calls == [768, 640, 320, 1536]
+    order = np.argsort(-scores)
+    np.testing.assert_allclose(boxes[order], [[500, 100, 600, 230], [100, 200, 109, 211]])
 
 
 def test_fuse_flipped_averages_matched_boxes_and_halves_the_rest():

@@ -47,7 +47,12 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
 TOOL_YOLO_WEIGHTS = "yolo_face_real.pt"  # fourfold-blur --method yolo: the YOLO trained on real photos
 YOLO_THRESHOLD = 0.3  # the authors' confidence threshold, for weights that carry no calibrated one
 YOLO_PYRAMID: tuple[int, ...] = (640, 320)  # extra YOLO passes: twice and once the training size (320 px)
-UPSCALE_MAX = 640  # YoloDetector(upscale=True): frames up to this longer side also run at twice their size
+# YoloDetector(upscale=True), the tool's --method yolo since issue 21: frames up to UPSCALE_MAX (longer side:
+# VGA, PAL 768x576, 1024x768) also run at twice their size, where a 10 px face of a surveillance frame is 20
+# px; that pass keeps only boxes shorter than UPSCALE_KEEP_PX in the frame (it is there for the faces too
+# small for the native pass). Larger frames get no such pass: at 1280x720 it would run at 2560 px.
+UPSCALE_MAX = 1024
+UPSCALE_KEEP_PX = 64
 
 
 class YoloDetector:
@@ -66,6 +71,7 @@ class YoloDetector:
         pyramid: tuple[int, ...] | None = None,
         upscale: bool = False,
         flip: bool | None = None,
+        upscale_threshold: float | None = None,
     ):
         import torch
 
@@ -83,8 +89,12 @@ class YoloDetector:
         self.imgsz = int(imgsz) if imgsz else None
         self.pyramid = tuple(int(p) for p in (YOLO_PYRAMID if pyramid is None else pyramid))
         self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
-        # upscale: frames up to UPSCALE_MAX px also get a pass at twice their size (for small faces)
+        # upscale: frames up to UPSCALE_MAX px also get a pass at twice their size, for small faces only
         self.upscale = bool(upscale)
+        # the upscaled pass's own threshold; None = the detector's, calibrated on held-out training photos
+        # (0.3 covers more surveillance frames but blurs more face-free photos, and was not calibrated:
+        # experiments/faceblur/README.md, "Approach 1 on small faces")
+        self.upscale_threshold = upscale_threshold
         # flip: every pass also runs on the mirrored frame; a box's score is the mean of both views' (0 for
         # a view that does not see it), so a texture that looks like a face from one side only drops
         self.flip = bool(flip)
@@ -102,8 +112,8 @@ class YoloDetector:
         raw = out[0] if isinstance(out, (list, tuple)) else out
         return yolo.decode(raw[0], scale, pad, threshold, self.iou)
 
-    def _flipped_pass(self, frame: np.ndarray, size: int):
-        """Both views at a low floor, fused (``fuse_flipped``), then the threshold."""
+    def _flipped_pass(self, frame: np.ndarray, size: int, threshold: float | None = None):
+        """Both views at a low floor, fused (``fuse_flipped``), then the threshold (None: the detector's)."""
         width = frame.shape[1]
         boxes, scores = self._pass(frame, size, FLIP_FLOOR)
         mirrored, m_scores = self._pass(np.ascontiguousarray(frame[:, ::-1]), size, FLIP_FLOOR)
@@ -111,7 +121,7 @@ class YoloDetector:
             [width - mirrored[:, 2], mirrored[:, 1], width - mirrored[:, 0], mirrored[:, 3]]
         )
         boxes, scores = fuse_flipped(boxes, scores, mirrored.reshape(-1, 4), m_scores, self.iou)
-        keep = scores >= self.threshold
+        keep = scores >= (self.threshold if threshold is None else threshold)
         return boxes[keep], scores[keep]
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +133,17 @@ class YoloDetector:
         sizes = [size, *(p for p in self.pyramid if p < size)]
         if self.upscale and not self.imgsz and size <= UPSCALE_MAX:
             sizes.append(2 * size)  # small faces of a small frame, twice as tall
-        passes = [self._flipped_pass(frame, s) if self.flip else self._pass(frame, s) for s in sizes]
+        thresholds = [None] * len(sizes)
+        if sizes[-1] > size:  # the upscaled pass
+            thresholds[-1] = self.upscale_threshold
+        passes = [
+            self._flipped_pass(frame, s, t) if self.flip else self._pass(frame, s, t)
+            for s, t in zip(sizes, thresholds)
+        ]
+        if sizes[-1] > size:  # the upscaled pass: its small boxes only
+            boxes, scores = passes[-1]
+            small = (boxes[:, 3] - boxes[:, 1]) < UPSCALE_KEEP_PX
+            passes[-1] = (boxes[small], scores[small])
         boxes, scores = (np.concatenate(part) for part in zip(*passes))
         if len(passes) > 1 and len(boxes):
             keep = torchvision.ops.nms(
@@ -304,7 +324,7 @@ def make_detector(
         # (``YoloDetector(None)``, which the synthetic experiment keeps using).
         tool_weights = packaged_weights(TOOL_YOLO_WEIGHTS)
         weights = weights or (tool_weights if tool_weights.is_file() else None)
-        det = YoloDetector(weights, threshold=threshold, max_box_frac=max_box_frac)
+        det = YoloDetector(weights, threshold=threshold, max_box_frac=max_box_frac, upscale=True)
     elif method == "centerface":
         det = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
     else:

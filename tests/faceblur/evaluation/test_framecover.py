@@ -1,0 +1,21 @@
+"""Frames covered on a clip: counts against a hand-made case, and the command's refusals."""
+
+import numpy as np
+import pytest
+
+from fourfold.faceblur.evaluation import framecover
+
+
+def test_cover_counts_frames_with_a_box_and_all_boxes():
+    per_frame = {0: 0, 1: 2, 2: 1, 3: 0}  # frame index -> number of boxes
+    frames = [np.full((4, 4, 3), k, np.uint8) for k in per_frame]
+    res = framecover.cover(lambda f: np.zeros((per_frame[int(f[0, 0, 0])], 4)), frames)
+    assert res["frames_covered"] == 2 and res["boxes"] == 3 and res["seconds_per_frame"] >= 0
+
+
+def test_unknown_method_and_missing_clip_are_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown method"):
+        framecover.make_method("nope")
+    with pytest.raises(SystemExit):
+        framecover.main(["--clip", str(tmp_path / "none.avi")])
+    assert "make faceblur-sources" in capsys.readouterr().err
