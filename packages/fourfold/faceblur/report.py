@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ("centerface", "yolo", "yolo_hold", "unet_l1", "unet_mse")
+METHODS = ("centerface", "yolo", "yolo_hold", "unet_l1", "unet_mse", "unet_mask")
 LABELS = {
     "centerface": "CenterFace + blur (reference)",
     "yolo": "YOLO + blur (approach 1)",
     "yolo_hold": "YOLO + blur + hold (extension)",
     "unet_l1": "U-Net L1 (approach 2)",
     "unet_mse": "U-Net MSE (approach 2)",
+    "unet_mask": "U-Net face mask + blur (approach 2, issue 21)",
 }
 COLUMNS = (
     "ap50",
