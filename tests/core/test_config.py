@@ -22,7 +22,8 @@ def test_preset_composes(preset):
     path = CONF_DIR / "experiment" / f"{preset}.yaml"
     lines = path.read_text().splitlines()
     first_comments = [line for line in lines if line.startswith("#") and "@package" not in line]
-    assert first_comments and "python -m fourfold experiment=" + preset in first_comments[0], (
+    commands = ("python -m fourfold experiment=" + preset, "python -m fourfold -m experiment=" + preset)
+    assert first_comments and any(c in first_comments[0] for c in commands), (
         f"{path}: the first comment line must be the command that runs it, its runtime and hardware"
     )
     # `make help` prints the second comment line as the preset's one-line description
