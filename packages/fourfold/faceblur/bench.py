@@ -35,7 +35,7 @@ def command(tool: str, clip: Path, out: Path) -> list[str]:
     if tool == "deface":
         return [sys.executable, "-m", "deface.deface", str(clip), "-o", str(out), "--backend", "opencv"]
     ours = [sys.executable, "-m", "fourfold.faceblur.tool.cli", str(clip), "-o", str(out)]
-    return [*ours, "--method", tool, "--quiet"]
+    return [*ours, "--method", tool, "--quiet", "--overwrite"]  # each repeat writes the same output again
 
 
 def timed(cmd: list[str]) -> float:
