@@ -51,7 +51,7 @@ def test_it_is_the_quick_presets_reference():
     from hydra import compose, initialize_config_dir
 
     from fourfold.core.cli import CONF_DIR
-    from fourfold.critical.run import degree_specs
+    from fourfold.critical.settings import degree_specs
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=critical/quick"])

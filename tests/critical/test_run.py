@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from fourfold.core.cli import CONF_DIR
-from fourfold.critical.run import degree_specs, validate
+from fourfold.critical.settings import degree_specs, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def test_degree_specs_carry_the_pretraining_knobs():
 
 
 def test_conditions_override_recipe_knobs_and_reject_unknown_keys():
-    from fourfold.critical.run import rl_settings
+    from fourfold.critical.settings import rl_settings
 
     c = config().critical
     cond = config("critical.rl.conditions=[{name: a, mode: none, beta: 0, lr: 0.001, group_size: 8}]")
@@ -76,7 +76,7 @@ def test_conditions_override_recipe_knobs_and_reject_unknown_keys():
 
 
 def test_rl_run_folders_are_stable_and_keyed_by_what_shapes_them():
-    from fourfold.critical.run import rl_run_dir
+    from fourfold.critical.settings import rl_run_dir
 
     c = config().critical
     std, rule = c.rl.conditions[0], c.rl.conditions[1]
@@ -102,7 +102,7 @@ def test_smoke_preset_runs_every_stage(tmp_path):
 
 
 def test_run_folders_ignore_knobs_that_do_not_shape_a_run():
-    from fourfold.critical.run import rl_run_dir
+    from fourfold.critical.settings import rl_run_dir
 
     c = config().critical
     std = c.rl.conditions[0]
@@ -115,7 +115,7 @@ def test_run_folders_ignore_knobs_that_do_not_shape_a_run():
 def test_later_knobs_at_their_old_value_keep_earlier_run_folders():
     from omegaconf import OmegaConf
 
-    from fourfold.critical.run import LATER_KNOBS, rl_run_dir
+    from fourfold.critical.settings import LATER_KNOBS, rl_run_dir
 
     c = config().critical
     std = c.rl.conditions[0]

@@ -29,7 +29,7 @@ def positions_config(*overrides):
 
 @pytest.mark.parametrize("positions", ["learned", "nope", "rope", "digit_index"])
 def test_the_positions_preset_validates_for_every_scheme(positions):
-    from fourfold.critical.run import validate
+    from fourfold.critical.settings import validate
 
     specs = validate(positions_config(f"critical.model.positions={positions}"))
     assert [s.n_digits for s in specs] == [3, 5, 7] and {s.mix_fraction for s in specs} == {0.0}
@@ -37,7 +37,7 @@ def test_the_positions_preset_validates_for_every_scheme(positions):
 
 
 def test_generalisation_past_the_context_fails_before_compute():
-    from fourfold.critical.run import validate
+    from fourfold.critical.settings import validate
 
     with pytest.raises(ValueError, match="tiny_long"):
         validate(positions_config("critical.model_size=tiny"))
