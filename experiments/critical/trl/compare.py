@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = (float(x) for x in (folder / "done").read_text().split())
         print(f"{condition} seed {seed}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
         times.append({"condition": condition, "seed": seed, "seconds": wall, "cpu_seconds": cpu,
-                      "folder": str(folder)})  # fmt: skip
+                      "folder": os.path.relpath(folder, REPO)})  # fmt: skip
         frames.append(pd.read_csv(folder / "curves.csv"))
     curves = pd.concat(frames, ignore_index=True)
     for name, frame in (("trl_curves", curves), ("trl_runs", pd.DataFrame(times))):
