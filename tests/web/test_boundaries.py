@@ -17,7 +17,7 @@ ALLOWED = {
     "fourfold.critical.arithmetic",  # prompt and the critical-position locator
     "fourfold.critical.model",  # load_checkpoint (weights_only)
     "fourfold.critical.reference",  # shipped_reference_path: the packaged quick reference checkpoint
-    "fourfold.critical.hf",  # load_causal_lm, saved_extra: Hugging Face model directories on the critical page
+    "fourfold.critical.hf",  # load_causal_lm, saved_extra: Hugging Face model dirs on the critical page
     "fourfold.critical.tokens",  # context_length of any causal LM
     "fourfold.faceblur.tool.cli",  # the fourfold-blur tool's functions: read_image, anonymize_path, suffixes
     "fourfold.faceblur.tool.pipeline",  # make_pipeline / anonymize_image: what fourfold-blur runs per image
