@@ -121,11 +121,15 @@ faceblur-sources: ## real photos for faceblur's training (Debian opencv-doc) and
 	# phase 1 of the training: the synthetic-data models of commit b0adbad (experiment=faceblur/train then)
 	git show b0adbad:packages/fourfold/faceblur/weights/yolo_face.pt > $(FACEBLUR_SOURCES)/yolo_synthetic.pt
 	git show b0adbad:packages/fourfold/faceblur/weights/unet_mse.pt > $(FACEBLUR_SOURCES)/unet_mse_synthetic.pt
-	# phase 2 (real photos, commit 42522a9): the start of the hard-negative round (experiment=faceblur/hardneg)
-	git show 42522a9:packages/fourfold/faceblur/weights/yolo_face_real.pt > $(FACEBLUR_SOURCES)/yolo_real_phase2.pt
 
-faceblur-train: install faceblur-sources ## train and export faceblur's packaged YOLO and U-Net weights (ARGS for overrides)
-	$(PY) -m fourfold experiment=faceblur/train $(ARGS)
+FACEBLUR_YOLO := runs/faceblur/yolo
+faceblur-train: install faceblur-sources ## retrain --method yolo's weights: real photos, hard negatives, thresholds (~80 min, one core)
+	# weights/README.md, phase 4: phase 2 (real photos), the hard-negative round from it, thresholds on held-out photos
+	$(PY) -m fourfold experiment=faceblur/train 'faceblur.train.models=[yolo]' faceblur.train.export=false \
+	  hydra.run.dir=$(FACEBLUR_YOLO)/phase2 $(ARGS)
+	$(PY) -m fourfold experiment=faceblur/hardneg hydra.run.dir=$(FACEBLUR_YOLO)/hardneg $(ARGS)
+	$(PY) -m fourfold.faceblur.evaluation.calibration --weights $(FACEBLUR_YOLO)/hardneg/weights/yolo_face_hardneg.pt \
+	  --flip --upscale --shrink 0.5,0.25 --write packages/fourfold/faceblur/weights/yolo_face_real.pt
 
 reproduce: install ## every paper's quick preset, then the report
 	@for p in $(PAPERS); do $(MAKE) --no-print-directory $$p SCALE=quick || exit 1; done

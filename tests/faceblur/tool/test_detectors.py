@@ -103,6 +103,16 @@ def test_yolo_threshold_travels_with_the_weights(tmp_path):
     assert detectors.YoloDetector(flipped).flip and not detectors.YoloDetector(flipped, flip=False).flip
     with pytest.raises(ValueError, match="in \\(0, 1\\)"):
         yolo.with_threshold(plain, tmp_path / "bad.pt", 1.0)
+    assert detectors.YoloDetector(flipped, upscale=True).upscale_threshold is None  # the pass uses 0.5
+    small = yolo.with_threshold(plain, tmp_path / "small.pt", 0.5, flip=True, upscale_threshold=0.35)
+    assert detectors.YoloDetector(small, upscale=True).upscale_threshold == 0.35
+    # a user's threshold is for every pass; an explicit small-face threshold wins over the file's
+    assert detectors.YoloDetector(small, threshold=0.6, upscale=True).upscale_threshold is None
+    assert detectors.YoloDetector(small, upscale_threshold=0.3).upscale_threshold == 0.3
+    again = yolo.with_threshold(small, tmp_path / "again.pt", 0.5)  # recalibrated without the pass
+    assert yolo.stored_upscale_threshold(yolo.read_weights(again)) is None
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        yolo.with_threshold(plain, tmp_path / "bad.pt", 0.5, upscale_threshold=0.0)
 
 
 def test_the_tools_yolo_is_the_real_photo_file():

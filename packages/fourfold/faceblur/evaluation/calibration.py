@@ -1,17 +1,20 @@
 """Confidence thresholds for approach 1's YOLO, chosen on held-out photos of the *training pool*.
 
-``python -m fourfold.faceblur.evaluation.calibration [--weights FILE]`` runs the tool's YOLO (with its image
-pyramid) once at a low floor on the validation photos of ``realstills.split_photos`` (never trained on,
-never the real-photo evaluation set) and sweeps a threshold for small boxes and one for large boxes
-(taller than ``--split`` of the image's height: a large false box blurs a large share of a photo).
-Per pair it prints:
+``python -m fourfold.faceblur.evaluation.calibration [--weights FILE] [--flip] [--upscale] [--shrink F,...]``
+runs the tool's YOLO once at a low floor on the validation photos of ``realstills.split_photos`` (never
+trained on, never the real-photo evaluation set) and keeps every pass apart (``detectors.Pass``), so that
+a threshold (and with ``--upscale`` a separate one for the small-face pass at twice the frame's size) can
+be swept exactly as the tool would apply them (``detectors.merge_passes``). ``--shrink`` adds copies of the
+photos with faces shrunk by each factor, faces under ``MIN_FACE_PX`` then ignored: held-out small faces,
+which the small-face pass is for (the validation photos have 2 faces under 50 px).
+Per threshold (pair) it prints:
 - *faces covered*: the share of labelled faces whose inscribed ellipse the tool's blur ellipses (mask scale
   1.6) cover to at least 90 %;
 - *false blur*: the mean share of a photo's pixels that the ellipses of unmatched boxes cover, outside the
   labelled faces and ignore regions (grown by the same 1.6).
-It then names the pair, and the single threshold (what the tool applies), with the most faces covered
-whose false blur stays within ``--budget`` (ties: the lowest thresholds); ``--write`` stores that single
-threshold (and ``--flip``) in a copy of the weights (``yolo.with_threshold``), which the tool then uses.
+It then names the choice with the most faces covered whose mean false blur stays within ``--budget`` (ties:
+the lowest thresholds); ``--write`` stores it (and ``--flip``) in a copy of the weights
+(``yolo.with_threshold``), which the tool then uses.
 """
 
 from __future__ import annotations
@@ -23,33 +26,24 @@ import numpy as np
 
 FLOOR = 0.05
 COVERED = 0.9
+MIN_FACE_PX = 8  # a shrunk face under this height is an ignore region, not a face to find
 
 
 @dataclass
 class Scored:
-    """One photo's detections at the floor and what is known in it."""
+    """One photo's detector passes at the floor and what is known in it."""
 
     shape: tuple[int, int]
-    boxes: np.ndarray
-    scores: np.ndarray
+    passes: list  # detectors.Pass
     faces: np.ndarray
     ignore: np.ndarray
 
 
-def keep_mask(
-    boxes: np.ndarray, scores: np.ndarray, height: int, small_t: float, large_t: float, split: float
-):
-    """Which detections pass: boxes taller than ``split`` x ``height`` need ``large_t``, others
-    ``small_t``."""
-    tall = (boxes[:, 3] - boxes[:, 1]) > split * height
-    return np.where(tall, scores >= large_t, scores >= small_t)
-
-
-def photo_outcome(p: Scored, keep: np.ndarray, mask_scale: float) -> tuple[int, float]:
-    """(faces covered, share of the photo's pixels blurred outside faces and ignore regions)."""
+def photo_outcome(p: Scored, boxes: np.ndarray, mask_scale: float) -> tuple[int, float]:
+    """(faces covered, share of the photo's pixels blurred outside faces and ignore regions) when the tool
+    blurs ``boxes``."""
     from fourfold.faceblur.tool.blur import ellipse_alpha, ellipse_mask
 
-    boxes = p.boxes[keep]
     blurred = ellipse_mask(p.shape, boxes, mask_scale=mask_scale) > 0
     covered = 0
     for face in p.faces:
@@ -63,24 +57,24 @@ def photo_outcome(p: Scored, keep: np.ndarray, mask_scale: float) -> tuple[int, 
     return covered, float(false.mean())
 
 
-def sweep(photos: list[Scored], grid, split: float, mask_scale: float) -> list[dict]:
-    """Every (small, large) threshold pair of ``grid``: faces covered (share), false blur (mean %, max %)."""
+def sweep(photos: list[Scored], grid, mask_scale: float, upscale_grid=None, iou: float = 0.5) -> list[dict]:
+    """Every threshold of ``grid`` (with ``upscale_grid``: every pair with a small-face pass threshold of
+    it): faces covered (share), false blur (mean %, max %)."""
+    from fourfold.faceblur.tool.detectors import merge_passes
+
     n_faces = max(sum(len(p.faces) for p in photos), 1)
     rows = []
-    for small_t in grid:
-        for large_t in grid:
-            if large_t < small_t:
-                continue
+    for threshold in grid:
+        for upscale in upscale_grid or [None]:
             covered, false = 0, []
             for p in photos:
-                c, f = photo_outcome(
-                    p, keep_mask(p.boxes, p.scores, p.shape[0], small_t, large_t, split), mask_scale
-                )
+                boxes, _ = merge_passes(p.passes, p.shape, threshold, upscale, iou)
+                c, f = photo_outcome(p, boxes, mask_scale)
                 covered, false = covered + c, false + [f]
             rows.append(
                 {
-                    "small": small_t,
-                    "large": large_t,
+                    "threshold": threshold,
+                    "upscale": upscale,
                     "covered": covered / n_faces,
                     "false_mean": 100 * float(np.mean(false)),
                     "false_max": 100 * float(np.max(false)),
@@ -89,23 +83,37 @@ def sweep(photos: list[Scored], grid, split: float, mask_scale: float) -> list[d
     return rows
 
 
-def best(rows: list[dict], budget: float, single: bool = False) -> dict | None:
+def best(rows: list[dict], budget: float) -> dict | None:
     """The row with the most faces covered whose mean false blur (%) is within ``budget``; ties go to the
     lowest thresholds (a privacy tool's first duty is recall: faces harder than these validation faces
-    score lower); ``single``: only rows with one threshold for all sizes (what the tool applies); None
-    when no row is."""
-    ok = [r for r in rows if r["false_mean"] <= budget and (not single or r["small"] == r["large"])]
+    score lower); None when no row is."""
+    ok = [r for r in rows if r["false_mean"] <= budget]
     if not ok:
         return None
-    return max(ok, key=lambda r: (r["covered"], -r["small"], -r["large"]))
+    return max(ok, key=lambda r: (r["covered"], -r["threshold"], -(r["upscale"] or 0)))
+
+
+def shrunk(photo, factor: float):
+    """A copy of a ``LabelledPhoto`` shrunk by ``factor`` (area interpolation, as a camera further away
+    would see it): boxes scaled, faces under ``MIN_FACE_PX`` tall moved to the ignore regions."""
+    import cv2
+
+    from fourfold.faceblur.data.realstills import LabelledPhoto
+
+    h, w = photo.image.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    image = cv2.resize(photo.image, size, interpolation=cv2.INTER_AREA)
+    faces = np.asarray(photo.faces, float).reshape(-1, 4) * factor
+    ignore = np.asarray(photo.ignore, float).reshape(-1, 4) * factor
+    tall = (faces[:, 3] - faces[:, 1]) >= MIN_FACE_PX
+    return LabelledPhoto(
+        image, faces[tall], f"{photo.key}@{factor:g}", photo.sha256, np.concatenate([ignore, faces[~tall]])
+    )
 
 
 def score_photos(photos, detector) -> list[Scored]:
-    out = []
-    for p in photos:
-        boxes, scores = detector.detect(p.image)
-        out.append(Scored(p.image.shape[:2], boxes, scores, p.faces, p.ignore))
-    return out
+    """Each photo's passes of ``detector`` (a ``YoloDetector``) at ``FLOOR``."""
+    return [Scored(p.image.shape[:2], detector.passes(p.image, FLOOR), p.faces, p.ignore) for p in photos]
 
 
 def validation_photos(folders: dict[str, str], cache: str):
@@ -127,22 +135,36 @@ def add_pool_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_factors(text: str) -> list[float]:
+    factors = [float(v) for v in text.split(",") if v.strip()]
+    if any(not 0 < f < 1 for f in factors):
+        raise argparse.ArgumentTypeError(f"shrink factors lie in (0, 1), got {text!r}")
+    return factors
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--weights", default=None, help="YOLO tensor-dict weights (default: the packaged yolo_face.pt)"
     )
     p.add_argument(
-        "--split", type=float, default=0.25, help="boxes taller than this share of the image are large"
-    )
-    p.add_argument(
         "--budget", type=float, default=1.0, help="mean false blur allowed, percent of pixels (issue 11: 1)"
     )
     p.add_argument(
-        "--write", default=None, help="write a copy of --weights carrying the chosen threshold here"
+        "--write", default=None, help="write a copy of --weights carrying the chosen threshold(s) here"
     )
-    p.add_argument("--upscale", action="store_true", help="YOLO's extra pass at twice a small frame's size")
+    p.add_argument(
+        "--upscale",
+        action="store_true",
+        help="YOLO's small-face pass (twice a small frame's size), own threshold",
+    )
     p.add_argument("--flip", action="store_true", help="YOLO's mirrored views, scores fused")
+    p.add_argument(
+        "--shrink",
+        type=parse_factors,
+        default=[],
+        help="also the photos with faces shrunk by these factors, e.g. 0.5,0.25",
+    )
     add_pool_arguments(p)
     args = p.parse_args(argv)
 
@@ -153,35 +175,49 @@ def main(argv: list[str] | None = None) -> int:
     from fourfold.faceblur.tool.pipeline import DEFAULT_MASK_SCALE
 
     photos = validation_photos({"opencv-doc": args.opencv_doc}, args.cache)
-    scored = score_photos(
-        photos, YoloDetector(args.weights, threshold=FLOOR, upscale=args.upscale, flip=args.flip)
-    )
+    photos += [shrunk(ph, f) for f in args.shrink for ph in photos if len(ph.faces)]
+    detector = YoloDetector(args.weights, threshold=FLOOR, upscale=args.upscale, flip=args.flip)
+    scored = score_photos(photos, detector)
     grid = [round(v, 2) for v in np.arange(0.25, 0.91, 0.05)]
-    rows = sweep(scored, grid, args.split, DEFAULT_MASK_SCALE)
+    rows = sweep(scored, grid, DEFAULT_MASK_SCALE, grid if args.upscale else None, detector.iou)
+    n_small = sum(int(((s.faces[:, 3] - s.faces[:, 1]) < 50).sum()) for s in scored)
     print(
-        f"{len(photos)} validation photos, {sum(len(s.faces) for s in scored)} faces, "
-        f"{sum(not len(s.faces) for s in scored)} face-free; large = taller than {args.split:g} of the image"
+        f"{len(photos)} validation photos (shrunk copies: {args.shrink or 'none'}), "
+        f"{sum(len(s.faces) for s in scored)} faces ({n_small} under 50 px), "
+        f"{sum(not len(s.faces) for s in scored)} face-free"
     )
-    print(f"{'small':>6} {'large':>6} {'covered':>8} {'false %':>8} {'max %':>7}")
+    print(f"{'thresh':>6} {'2x':>6} {'covered':>8} {'false %':>8} {'max %':>7}")
     for r in rows:
-        if r["small"] == r["large"] or r["large"] >= 0.9:
+        if r["upscale"] in (None, r["threshold"]) or r["threshold"] in (0.3, 0.45):
+            up = "-" if r["upscale"] is None else f"{r['upscale']:.2f}"
             print(
-                f"{r['small']:6.2f} {r['large']:6.2f} {r['covered']:8.3f} "
+                f"{r['threshold']:6.2f} {up:>6} {r['covered']:8.3f} "
                 f"{r['false_mean']:8.3f} {r['false_max']:7.2f}"
             )
-    print(f"best pair within {args.budget:g} % mean false blur: {best(rows, args.budget)}")
-    choice = best(rows, args.budget, single=True)
-    print(f"best single threshold within {args.budget:g} % mean false blur: {choice}")
+    if args.upscale:
+        same = best([r for r in rows if r["upscale"] == r["threshold"]], args.budget)
+        print(f"best with one threshold for every pass, within {args.budget:g} %: {same}")
+    choice = best(rows, args.budget)
+    print(f"best within {args.budget:g} % mean false blur: {choice}")
     if args.write:
         if choice is None:
-            print("no single threshold within the budget: nothing written")
+            print("no threshold within the budget: nothing written")
             return 1
         from fourfold.faceblur.models.yolo import with_threshold
         from fourfold.faceblur.tool.detectors import packaged_weights
 
         source = args.weights or packaged_weights("yolo_face.pt")
-        written = with_threshold(source, args.write, float(choice["small"]), flip=args.flip)
-        print(f"wrote {written} (threshold {choice['small']:.2f}, flip {args.flip})")
+        written = with_threshold(
+            source,
+            args.write,
+            float(choice["threshold"]),
+            flip=args.flip,
+            upscale_threshold=choice["upscale"],
+        )
+        print(
+            f"wrote {written} (threshold {choice['threshold']:.2f}, "
+            f"small-face pass {choice['upscale']}, flip {args.flip})"
+        )
     return 0
 
 

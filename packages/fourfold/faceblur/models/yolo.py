@@ -142,18 +142,29 @@ def export_weights(
     return Path(target)
 
 
-def with_threshold(weights: str | Path, target: str | Path, threshold: float, flip: bool = False) -> Path:
-    """A copy of tensor-dict weights that carries its calibrated confidence threshold (0 < t < 1) and
-    whether that threshold applies to flip-fused scores (``detectors.YoloDetector(flip=True)``)."""
+def with_threshold(
+    weights: str | Path,
+    target: str | Path,
+    threshold: float,
+    flip: bool = False,
+    upscale_threshold: float | None = None,
+) -> Path:
+    """A copy of tensor-dict weights that carries its calibrated confidence threshold (0 < t < 1), whether
+    that threshold applies to flip-fused scores (``detectors.YoloDetector(flip=True)``) and, when given, the
+    small-face pass's own threshold (``YoloDetector(upscale=True)``)."""
     import torch
 
     from fourfold.core.files import atomic_path
 
-    if not 0 < threshold < 1:
-        raise ValueError(f"a confidence threshold lies in (0, 1), got {threshold}")
+    for value in (threshold, upscale_threshold):
+        if value is not None and not 0 < value < 1:
+            raise ValueError(f"a confidence threshold lies in (0, 1), got {value}")
     payload = read_weights(weights)
     payload["threshold"] = float(threshold)
     payload["flip"] = bool(flip)
+    payload.pop("upscale_threshold", None)
+    if upscale_threshold is not None:
+        payload["upscale_threshold"] = float(upscale_threshold)
     with atomic_path(target) as tmp:
         torch.save(payload, tmp)
     return Path(target)
@@ -170,6 +181,12 @@ def read_weights(weights: str | Path) -> dict:
 def stored_threshold(payload: dict) -> float | None:
     """The confidence threshold calibrated for these weights, or None when the file carries none."""
     value = payload.get("threshold")
+    return None if value is None else float(value)
+
+
+def stored_upscale_threshold(payload: dict) -> float | None:
+    """The small-face pass's calibrated threshold, or None (the pass then uses ``stored_threshold``)."""
+    value = payload.get("upscale_threshold")
     return None if value is None else float(value)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -81,8 +81,11 @@ class YoloDetector:
         self.model, self.trained_size = yolo.build_model(payload, weights)
         # None = the threshold calibrated for these weights when the file carries one, else the authors' 0.3
         # ... and flip None = as the weights were calibrated (a threshold for flip-fused scores or not)
+        # The small-face pass's calibrated threshold goes with the file's: a user's threshold is for all.
         if threshold is None:
             threshold = yolo.stored_threshold(payload) or YOLO_THRESHOLD
+            if upscale_threshold is None:
+                upscale_threshold = yolo.stored_upscale_threshold(payload)
         if flip is None:
             flip = yolo.stored_flip(payload)
         # None = native resolution (the authors' default): faces keep the pixel size they were trained at.
@@ -91,19 +94,16 @@ class YoloDetector:
         self.threshold, self.iou, self.max_box_frac = threshold, iou, max_box_frac
         # upscale: frames up to UPSCALE_MAX px also get a pass at twice their size, for small faces only
         self.upscale = bool(upscale)
-        # the upscaled pass's own threshold; None = the detector's, calibrated on held-out training photos
-        # (0.3 covers more surveillance frames but blurs more face-free photos, and was not calibrated:
-        # experiments/faceblur/README.md, "Approach 1 on small faces")
+        # the upscaled pass's own threshold (None: the detector's), calibrated with it on held-out training
+        # photos and their shrunk copies (evaluation.calibration --upscale; "Approach 1 on small faces")
         self.upscale_threshold = upscale_threshold
         # flip: every pass also runs on the mirrored frame; a box's score is the mean of both views' (0 for
         # a view that does not see it), so a texture that looks like a face from one side only drops
         self.flip = bool(flip)
         self._torch = torch
 
-    def _pass(self, frame: np.ndarray, size: int, threshold: float | None = None):
+    def _pass(self, frame: np.ndarray, size: int, threshold: float):
         from fourfold.faceblur.models import yolo
-
-        threshold = self.threshold if threshold is None else threshold
 
         image, scale, pad = yolo.letterbox(frame, size)
         x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
@@ -112,8 +112,8 @@ class YoloDetector:
         raw = out[0] if isinstance(out, (list, tuple)) else out
         return yolo.decode(raw[0], scale, pad, threshold, self.iou)
 
-    def _flipped_pass(self, frame: np.ndarray, size: int, threshold: float | None = None):
-        """Both views at a low floor, fused (``fuse_flipped``), then the threshold (None: the detector's)."""
+    def _flipped_pass(self, frame: np.ndarray, size: int, threshold: float):
+        """Both views at a low floor, fused (``fuse_flipped``), then ``threshold``."""
         width = frame.shape[1]
         boxes, scores = self._pass(frame, size, FLIP_FLOOR)
         mirrored, m_scores = self._pass(np.ascontiguousarray(frame[:, ::-1]), size, FLIP_FLOOR)
@@ -121,38 +121,69 @@ class YoloDetector:
             [width - mirrored[:, 2], mirrored[:, 1], width - mirrored[:, 0], mirrored[:, 3]]
         )
         boxes, scores = fuse_flipped(boxes, scores, mirrored.reshape(-1, 4), m_scores, self.iou)
-        keep = scores >= (self.threshold if threshold is None else threshold)
+        keep = scores >= threshold
         return boxes[keep], scores[keep]
 
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import torchvision
-
+    def passes(self, frame: np.ndarray, floor: float | None = None) -> list[Pass]:
+        """Every pass's boxes with scores >= ``floor`` (None: the lowest threshold in use). A pass's NMS
+        only lets a box suppress lower-scoring ones, so thresholding these later (``merge_passes``) gives
+        what a pass run at that threshold gives: calibration sweeps thresholds over one set of passes."""
+        if floor is None:
+            floor = min(self.threshold, self.upscale_threshold or self.threshold)
         size = self.imgsz or min(max(frame.shape[:2]), 1920)
         # Extra passes on the frame shrunk to each pyramid size (smaller than the first pass only): a face
         # taller than any the detector was trained on shows there at a size it knows.
         sizes = [size, *(p for p in self.pyramid if p < size)]
         if self.upscale and not self.imgsz and size <= UPSCALE_MAX:
             sizes.append(2 * size)  # small faces of a small frame, twice as tall
-        thresholds = [None] * len(sizes)
-        if sizes[-1] > size:  # the upscaled pass
-            thresholds[-1] = self.upscale_threshold
-        passes = [
-            self._flipped_pass(frame, s, t) if self.flip else self._pass(frame, s, t)
-            for s, t in zip(sizes, thresholds)
-        ]
-        if sizes[-1] > size:  # the upscaled pass: its small boxes only
-            boxes, scores = passes[-1]
-            small = (boxes[:, 3] - boxes[:, 1]) < UPSCALE_KEEP_PX
-            passes[-1] = (boxes[small], scores[small])
-        boxes, scores = (np.concatenate(part) for part in zip(*passes))
-        if len(passes) > 1 and len(boxes):
-            keep = torchvision.ops.nms(
-                self._torch.from_numpy(boxes), self._torch.from_numpy(scores), self.iou
-            )
-            boxes, scores = boxes[keep.numpy()].reshape(-1, 4), scores[keep.numpy()].reshape(-1)
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, frame.shape[1])
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, frame.shape[0])
+        run = self._flipped_pass if self.flip else self._pass
+        out = []
+        for s in sizes:
+            boxes, scores = run(frame, s, floor)
+            if s > size:  # the upscaled pass: its small boxes only
+                small = (boxes[:, 3] - boxes[:, 1]) < UPSCALE_KEEP_PX
+                boxes, scores = boxes[small], scores[small]
+            out.append(Pass(boxes, scores, upscaled=s > size))
+        return out
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = merge_passes(
+            self.passes(frame), frame.shape, self.threshold, self.upscale_threshold, self.iou
+        )
         return _filter(boxes, scores, self.max_box_frac, frame.shape)
+
+
+class Pass(NamedTuple):
+    """One YOLO pass over a frame: boxes (N, 4) in the frame's pixels, scores (N,), and whether it is the
+    upscaled small-face pass (which has its own threshold)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    upscaled: bool = False
+
+
+def merge_passes(
+    passes: list[Pass], shape, threshold: float, upscale_threshold: float | None = None, iou: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's answer from its passes: each pass's boxes at its threshold (the upscaled pass's
+    ``upscale_threshold``, None: ``threshold``), merged by NMS, clipped to the frame of ``shape``."""
+    import torch
+    import torchvision
+
+    kept = []
+    for p in passes:
+        t = upscale_threshold if p.upscaled and upscale_threshold is not None else threshold
+        keep = np.asarray(p.scores) >= t
+        kept.append((np.asarray(p.boxes, float).reshape(-1, 4)[keep], np.asarray(p.scores, float)[keep]))
+    if not kept:
+        return _empty()
+    boxes, scores = (np.concatenate(part) for part in zip(*kept))
+    if len(passes) > 1 and len(boxes):
+        keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+        boxes, scores = boxes[keep].reshape(-1, 4), scores[keep].reshape(-1)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, shape[1])
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, shape[0])
+    return boxes, scores
 
 
 FLIP_FLOOR = 0.05  # YoloDetector(flip=True): each view's boxes down to this score take part in the fusion
