@@ -88,7 +88,7 @@ def training_stills(cfg: DictConfig):
         real_train, real_val = training_split(
             dict(d.real_folders), d.real_cache, d.real_images, d.real_val_images, seed,
             size=d.image_size, face_px=(d.face_min_px, d.real_face_max_px),
-            hard_detector=hard_detector, hard_share=float(d.hard_negatives),
+            hard_detector=hard_detector, hard_share=float(d.hard_negatives), low_res=float(d.real_low_res),
         )  # fmt: skip
         train, val = train + real_train, val + real_val
     return train, val

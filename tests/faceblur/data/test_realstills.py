@@ -79,3 +79,37 @@ def test_a_video_weighs_as_a_few_photos():
     photos = [st.LabelledPhoto(None, np.zeros((0, 4)), "p", f"photo{i}") for i in range(4)]
     odds = st.file_weights(frames + photos, cap=4)
     np.testing.assert_allclose(odds[:40].sum(), odds[40:].sum())
+
+
+def _sharpness(image):
+    return float(np.abs(np.diff(image.astype(float), axis=1)).mean())
+
+
+def test_low_resolution_stills_lose_detail_but_keep_their_faces():
+    """A checkerboard of 1 px cells loses its detail when shrunk at least 2x and enlarged again; a box's
+    red square is still where its label says; a face too small to shrink by 1.5 gets the degradations
+    only (at full resolution: the board keeps most of its detail)."""
+    board = (np.indices((160, 160)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    image = np.repeat(board[..., None], 3, axis=2)
+    image[40:100, 50:110] = (255, 0, 0)  # a 60 px "face"
+    faces = np.array([[50, 40, 110, 100]], float)
+    for seed in range(4):
+        out = st.low_resolution(image, faces, np.random.default_rng(seed))
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert _sharpness(out[:30]) < 0.3 * _sharpness(image[:30])  # the board is gone
+        red = out[..., 0].astype(int) - out[..., 1] > 60  # red even in low light and noise
+        ys, xs = np.nonzero(red)
+        box = [*np.percentile([xs, ys], 1, axis=1), *(np.percentile([xs, ys], 99, axis=1) + 1)]
+        np.testing.assert_allclose(box, faces[0], atol=5)  # the face stays where its label says
+    tiny = np.array([[10, 10, 18, 18]], float)  # 8 px: cannot shrink 1.5x and stay 6 px tall
+    kept = [_sharpness(st.low_resolution(image, tiny, np.random.default_rng(s))[:30]) for s in range(4)]
+    assert max(kept) > 0.3 * _sharpness(image[:30])
+
+
+def test_low_res_zero_leaves_the_stills_of_earlier_rounds_unchanged():
+    photos = _photos()
+    plain = st.make_real_stills(photos, 10, seed=5, size=128, face_px=(8, 60))
+    zero = st.make_real_stills(photos, 10, seed=5, size=128, face_px=(8, 60), low_res=0.0)
+    low = st.make_real_stills(photos, 10, seed=5, size=128, face_px=(8, 60), low_res=1.0)
+    assert all((x[0] == y[0]).all() and np.array_equal(x[1], y[1]) for x, y in zip(plain, zero))
+    assert any(not (x[0] == y[0]).all() for x, y in zip(plain, low))

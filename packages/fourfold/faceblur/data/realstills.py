@@ -179,8 +179,31 @@ def _covered(old: np.ndarray, new: np.ndarray) -> bool:
     return ix * iy > 0.5 * (old[2] - old[0]) * (old[3] - old[1])
 
 
-def finish(image: np.ndarray, boxes: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Flip, occasional greyscale, then the synthetic data's degradations (light, noise, blur, JPEG)."""
+LOW_RES_FACTORS = (2.0, 4.0)  # low_res stills: shrunk by a factor log-uniform in this range, then enlarged
+LOW_RES_FACE_PX = 6  # ... never so far that a labelled face is shorter than this at the low resolution
+
+
+def low_resolution(image: np.ndarray, boxes: np.ndarray, rng) -> np.ndarray:
+    """The still as a distant camera sends it and the tool's 2x pass sees it: shrunk (area), degraded at
+    that resolution (noise, blur, JPEG), enlarged back (bilinear); faces keep their boxes. The factor is
+    log-uniform in ``LOW_RES_FACTORS``, capped so every face stays ``LOW_RES_FACE_PX`` tall (a face that
+    small is no face to learn); without room for a factor of 1.5, only the degradations."""
+    heights = boxes[:, 3] - boxes[:, 1] if len(boxes) else np.array([np.inf])
+    top = min(LOW_RES_FACTORS[1], float(heights.min()) / LOW_RES_FACE_PX)
+    if top < 1.5:
+        return degrade_frame(image, rng)
+    factor = float(np.exp(rng.uniform(np.log(min(LOW_RES_FACTORS[0], top)), np.log(top))))
+    h, w = image.shape[:2]
+    small = cv2.resize(
+        image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA
+    )
+    return cv2.resize(degrade_frame(small, rng), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def finish(image: np.ndarray, boxes: np.ndarray, rng, low_res: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Flip, occasional greyscale, then the synthetic data's degradations (light, noise, blur, JPEG); with
+    probability ``low_res`` those at a lower resolution (``low_resolution``). ``low_res`` 0 draws no extra
+    random number: the stills of earlier rounds are unchanged."""
     if rng.random() < 0.5:
         image = image[:, ::-1]
         w = image.shape[1]
@@ -192,7 +215,10 @@ def finish(image: np.ndarray, boxes: np.ndarray, rng) -> tuple[np.ndarray, np.nd
     if rng.random() < 0.1:
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
         image = np.repeat(grey[..., None], 3, axis=2)
-    return degrade_frame(np.ascontiguousarray(image), rng), np.asarray(boxes, float).reshape(-1, 4)
+    image, boxes = np.ascontiguousarray(image), np.asarray(boxes, float).reshape(-1, 4)
+    if low_res > 0 and rng.random() < low_res:
+        return low_resolution(image, boxes, rng), boxes
+    return degrade_frame(image, rng), boxes
 
 
 def file_weights(photos: list[LabelledPhoto], cap: int = FRAMES_PER_FILE) -> np.ndarray:
@@ -216,13 +242,15 @@ def make_real_stills(
     extra_faces: tuple[Face, ...] = (),
     hard=(),
     hard_share: float = 0.0,
+    low_res: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` stills (image, boxes) from ``photos``: shares ``mix`` of photo crops, composites of the photos'
     faces, composites of ``extra_faces`` (the synthetic training faces), all on face-free real photos, and
     face-free crops (a kind without material is skipped); the same inputs and seed give the same stills.
 
     ``hard`` (``hardnegatives.HardNegative`` on ``photos``), ``hard_share`` > 0: that share of the stills
-    are crops around a false detection (zoomed like a face), the photo's faces labelled as usual."""
+    are crops around a false detection (zoomed like a face), the photo's faces labelled as usual.
+    ``low_res``: that share of the stills is degraded at a lower resolution (``finish``)."""
     rng = np.random.default_rng([seed, 11])
     with_faces = [p for p in photos if len(p.faces)]
     negatives = [p for p in photos if not len(p.faces)]
@@ -265,7 +293,7 @@ def make_real_stills(
         else:
             p = negatives[rng.choice(len(negatives), p=negative_odds)]
             image, boxes = crop_scaled(p.image, p.faces, rng, size, face_px)
-        stills.append(finish(image, boxes, rng))
+        stills.append(finish(image, boxes, rng, low_res))
     return stills
 
 
@@ -288,12 +316,14 @@ def training_split(
     video_stride: int = 10,
     hard_detector=None,
     hard_share: float = 0.0,
+    low_res: float = 0.0,
 ):
     """(train stills, val stills) from every real photo the packages ship, minus the evaluation manifest's
     files: discover, pseudo-label (cached), split by file, build stills. Logs what it used.
 
     ``hard_detector`` and ``hard_share`` > 0: a hard-negative round (``hardnegatives``): the detector's false
-    detections on the *training* photos become that share of the training stills."""
+    detections on the *training* photos become that share of the training stills; ``low_res``: that share
+    of the training stills is seen at a lower resolution (``low_resolution``)."""
     import logging
 
     from fourfold.faceblur.data.realsources import discover, label_index, without_excluded
@@ -326,7 +356,15 @@ def training_split(
         log.info("hard negatives (training photos only): %s", summary(train, hard))
     return (
         make_real_stills(
-            train, n_train, seed, size, face_px, extra_faces=extra, hard=hard, hard_share=hard_share
+            train,
+            n_train,
+            seed,
+            size,
+            face_px,
+            extra_faces=extra,
+            hard=hard,
+            hard_share=hard_share,
+            low_res=low_res,
         ),
         make_real_stills(val, n_val, seed + 1, size, face_px, mix=MIX[:2] + (0.0,) + MIX[3:])
         if n_val
