@@ -121,6 +121,8 @@ faceblur-sources: ## real photos for faceblur's training (Debian opencv-doc) and
 	# phase 1 of the training: the synthetic-data models of commit b0adbad (experiment=faceblur/train then)
 	git show b0adbad:packages/fourfold/faceblur/weights/yolo_face.pt > $(FACEBLUR_SOURCES)/yolo_synthetic.pt
 	git show b0adbad:packages/fourfold/faceblur/weights/unet_mse.pt > $(FACEBLUR_SOURCES)/unet_mse_synthetic.pt
+	# phase 3 (commit d4af693): the YOLO whose false detections the face-mask U-Net (experiment=faceblur/unet_real) learned as hard negatives
+	git show d4af693:packages/fourfold/faceblur/weights/yolo_face_real.pt > $(FACEBLUR_SOURCES)/yolo_phase3.pt
 
 FACEBLUR_YOLO := runs/faceblur/yolo
 faceblur-train: install faceblur-sources ## retrain --method yolo's weights: real photos, hard negatives, thresholds (~80 min, one core)
