@@ -280,3 +280,17 @@ def test_the_sigterm_guard_is_harmless_off_the_main_thread():
     thread.start()
     thread.join()
     assert not errors
+
+
+def test_a_corrupt_header_is_unknown_even_after_ultralytics_patched_pil(tmp_path):
+    """ultralytics (imported by --method yolo) wraps PIL's Image.open to install a HEIF plugin when PIL
+    cannot identify a file; offline that raises ImportError, which must read as "no header" so the decoder
+    reports the file as corrupt (seen when YOLO had loaded before a folder's corrupt JPEG)."""
+    pytest.importorskip("ultralytics")
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
+    from fourfold.faceblur.tool import limits
+
+    bad = tmp_path / "b.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    assert limits.image_pixels(bad) is None

@@ -37,6 +37,10 @@ def image_pixels(path: str | Path) -> tuple[int, str] | None:
         return pixels, f"{pixels / 1e6:.1f} megapixels" if found else "over 179 megapixels"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+    except ImportError:
+        # ultralytics (loaded by --method yolo) patches Image.open to fetch a HEIF plugin when PIL cannot
+        # identify a file; offline and without that plugin, an unreadable header ends up here
+        return None
 
 
 def check_pixels(pixels: int, size: str, max_megapixels: float, what: str) -> None:
