@@ -20,7 +20,7 @@ the lowest thresholds); ``--write`` stores it (and ``--flip``) in a copy of the 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +37,19 @@ class Scored:
     passes: list  # detectors.Pass
     faces: np.ndarray
     ignore: np.ndarray
+    _allowed: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def allowed(self, mask_scale: float):
+        """Where a blur is not false (the faces and ignore regions, grown by ``mask_scale``): computed once
+        per scale, since a sweep asks for it at every threshold pair."""
+        if mask_scale not in self._allowed:
+            from fourfold.faceblur.tool.blur import ellipse_mask
+
+            known = np.concatenate([self.faces.reshape(-1, 4), self.ignore.reshape(-1, 4)])
+            self._allowed[mask_scale] = (
+                ellipse_mask(self.shape, known, mask_scale=mask_scale) > 0 if len(known) else False
+            )
+        return self._allowed[mask_scale]
 
 
 def photo_outcome(p: Scored, boxes: np.ndarray, mask_scale: float) -> tuple[int, float]:
@@ -51,9 +64,7 @@ def photo_outcome(p: Scored, boxes: np.ndarray, mask_scale: float) -> tuple[int,
         inside = alpha > 0
         if inside.any() and blurred[window][inside].mean() >= COVERED:
             covered += 1
-    known = np.concatenate([p.faces.reshape(-1, 4), p.ignore.reshape(-1, 4)])
-    allowed = ellipse_mask(p.shape, known, mask_scale=mask_scale) > 0 if len(known) else False
-    false = blurred & ~allowed
+    false = blurred & ~p.allowed(mask_scale)
     return covered, float(false.mean())
 
 
