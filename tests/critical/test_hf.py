@@ -108,13 +108,13 @@ def test_export_cli(char_model, tmp_path, capsys):
     assert main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
 
 
-def test_the_shipped_quick_reference_exports_losslessly(tmp_path):
-    """The quick reference as a Hugging Face directory: same ids, same logits, its spec kept."""
+def test_the_shipped_mix_reference_exports_losslessly(tmp_path):
+    """The mix reference (a GPT-2) as a Hugging Face directory: same ids, same logits, its spec kept."""
     from fourfold.critical.hf import main
     from fourfold.critical.model import load_checkpoint
     from fourfold.critical.reference import shipped_reference_path
 
-    model, tok, extra = load_checkpoint(shipped_reference_path())
+    model, tok, extra = load_checkpoint(shipped_reference_path("mix"))
     assert main(["shipped", str(tmp_path / "ref")]) == 0
     loaded, fast = load_causal_lm(tmp_path / "ref")
     text = prompt(1082, 4567) + scratchpad(1082, 4567)

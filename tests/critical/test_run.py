@@ -15,13 +15,18 @@ from fourfold.critical.settings import degree_specs, validate
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config(*overrides):
+def config(*overrides, preset="mix"):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=["experiment=critical/quick", *overrides])
+        return compose("config", overrides=[f"experiment=critical/{preset}", *overrides])
 
 
-def test_quick_and_paper_presets_validate():
+def test_quick_mix_and_paper_presets_validate():
     assert [s.n_digits for s in validate(config())] == [3]
+    (quick,) = validate(config(preset="quick"))
+    knobs = (quick.positions, quick.size, quick.mix_fraction, quick.both_fraction)
+    assert knobs == ("nope", "tiny_long", 0.02, 0.2)
+    same_recipe = ("rl", "table1", "generalisation", "stages", "workers")
+    assert all(config(preset="quick").critical[k] == config().critical[k] for k in same_recipe)
     paper = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         paper = compose("config", overrides=["experiment=critical/paper"])

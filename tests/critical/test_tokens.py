@@ -62,13 +62,13 @@ def test_certainty_per_token_equals_the_lightning_loops_teacher_forcing(char_mod
                                    atol=1e-5, rtol=1e-5)  # fmt: skip
 
 
-def test_on_the_exported_quick_reference_the_least_certain_tokens_are_past_n_digits(tmp_path):
-    """The quick reference (N = 3) is certain everywhere on 3-digit additions and markedly less certain
+def test_on_the_exported_mix_reference_the_least_certain_tokens_are_past_n_digits(tmp_path):
+    """The mix reference (N = 3) is certain everywhere on 3-digit additions and markedly less certain
     somewhere on 4-digit ones (measured: least J 0.96 and 0.98 vs 0.89 and 0.71 on these four)."""
     from fourfold.critical.hf import load_causal_lm
     from fourfold.critical.reference import shipped_reference_path
 
-    model, tok = load_causal_lm(export_reference(shipped_reference_path(), tmp_path / "ref"))
+    model, tok = load_causal_lm(export_reference(shipped_reference_path("mix"), tmp_path / "ref"))
     pairs = {"in distribution": [(12, 345), (56, 78)], "N+1": [(1082, 4567), (9999, 123)]}
     least = {}
     for name, group in pairs.items():

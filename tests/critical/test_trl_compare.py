@@ -29,7 +29,7 @@ def test_prompts_are_the_lightning_loops():
     from fourfold.critical.arithmetic import rl_pairs
 
     compare = load_script()
-    s = compare.quick_settings()
+    s = compare.mix_settings()
     assert (s["iterations"], s["episodes"], s["group_size"], s["lr"], s["kl_coef"]) == (40, 64, 4, 3e-5, 5.0)
     pairs = compare.training_prompts(3, s)
     rng = np.random.default_rng([3, 7])

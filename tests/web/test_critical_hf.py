@@ -116,3 +116,10 @@ def test_the_page_shows_an_hf_models_certainty(models_folder, tmp_path):
     response = client.post("/critical", data={"a": "1", "b": "2", "model": f"{models_folder.name}: broken/"})
     assert response.status_code == 400 and NOT_A_CAUSAL_LM in html.unescape(response.text)
     assert str(models_folder) not in response.text
+
+
+def test_both_shipped_references_are_offered_last(tmp_path):
+    """A fresh clone (no cache, no folders) offers the package's references: the quick one first."""
+    choices = find_models(tmp_path)
+    assert [c.key for c in choices] == ["shipped quick reference", "shipped mix reference"]
+    assert all(c.path.is_file() and c.kind != "hf" for c in choices)

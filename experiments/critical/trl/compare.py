@@ -1,17 +1,17 @@
 r"""The arithmetic comparison through TRL (issue 20): standard KL vs prioritized KL (beta by the rule) vs no
-KL, fine-tuning the quick reference with ``fourfold.critical.trl.PrioritizedKLGRPOTrainer`` on the quick
+KL, fine-tuning the mix reference with ``fourfold.critical.trl.PrioritizedKLGRPOTrainer`` on the mix
 preset's prompts, seeds and evaluation sets, next to the Lightning loop's committed results.
 
     python experiments/critical/trl/compare.py --workers 2   # [--reference other.pt] [--seeds 0 1 ...]
 
-Settings come from ``conf/experiment/critical/quick.yaml`` (composed with Hydra, not copied): 40
+Settings come from ``conf/experiment/critical/mix.yaml`` (composed with Hydra, not copied): 40
 iterations of 16 prompts x 4 samples, Adam 3e-5 with a 5-iteration linear warm-up, T = 1, binary reward,
 Shannon certainty, alpha = 5. What TRL fixes differently (see ``trl_settings``): its KL estimator is k3
 (ours k2) and its advantage is reward minus the group mean (GRPO with ``scale_rewards="none"``), 3/4 of
 our leave-one-out advantage with 4 samples; beta = alpha * 3/4 puts the KL term on the same scale
 relative to the policy gradient (Adam's step does not depend on the loss's overall scale).
 
-The reference is the quick reference shipped with the package (``fourfold.critical.reference``) unless
+The reference is the mix reference shipped with the package (``fourfold.critical.reference``) unless
 ``--reference`` names another .pt. Each run lives in
 ``runs/critical-trl/<reference>_<sha256 prefix>/<condition>_seed<s>/`` (``curves.csv``; ``done``: wall and
 CPU seconds, one thread); a rerun reads finished runs and runs the missing ones. Outputs, beside this
@@ -32,11 +32,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 CONDITIONS = ("standard", "prioritized_rule", "no_kl")
-LIGHTNING_CURVES = REPO / "experiments/critical/quick/results/rl_curves.csv"
+LIGHTNING_CURVES = REPO / "experiments/critical/mix/results/rl_curves.csv"
 
 
-def quick_settings(overrides: list[str] | None = None) -> dict:
-    """The quick preset's RL settings, composed from ``conf/`` exactly as ``python -m fourfold`` would."""
+def mix_settings(overrides: list[str] | None = None) -> dict:
+    """The mix preset's RL settings, composed from ``conf/`` exactly as ``python -m fourfold`` would."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -44,7 +44,7 @@ def quick_settings(overrides: list[str] | None = None) -> dict:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=critical/quick", *(overrides or [])])
+        cfg = compose("config", overrides=["experiment=critical/mix", *(overrides or [])])
     GlobalHydra.instance().clear()
     c = cfg.critical
     degree = c.degrees[int(c.main_degree)]
@@ -317,13 +317,13 @@ def comparison_table(trl_curves: pd.DataFrame, s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--reference", help="the reference's .pt checkpoint (default: the shipped quick reference)"
+        "--reference", help="the reference's .pt checkpoint (default: the shipped mix reference)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: the quick preset's seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the mix preset's seeds")
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     parser.add_argument("--work", default=str(REPO / "runs/critical-trl"), help="run folders (resumable)")
     parser.add_argument("--out", default=str(HERE), help="where results/ and tables/ go")
-    parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of the quick preset")
+    parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of the mix preset")
     parser.add_argument("--only-reference", action="store_true", help="write results/reference.json, no RL")
     parser.add_argument("--workers", type=int, default=1, help="runs in parallel processes (one thread each)")
     args = parser.parse_args(argv)
@@ -334,13 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     from fourfold.critical.hf import export_reference, load_causal_lm
     from fourfold.critical.model import load_checkpoint
 
-    s = quick_settings(args.override)
+    s = mix_settings(args.override)
     if s["entropy_coef"] or s["reward"] != "binary":
-        raise ValueError("the TRL comparison covers the quick recipe: binary reward and no entropy bonus")
+        raise ValueError("the TRL comparison covers the mix recipe: binary reward and no entropy bonus")
     seeds = args.seeds if args.seeds is not None else s["seeds"]
     from fourfold.critical.reference import file_sha256, shipped_reference_path
 
-    reference_pt = Path(args.reference) if args.reference else shipped_reference_path()
+    reference_pt = Path(args.reference) if args.reference else shipped_reference_path("mix")
     char_model, char_tok, _ = load_checkpoint(reference_pt)
     char_model.eval()
     work = Path(args.work) / f"{reference_pt.stem}_{file_sha256(reference_pt)[:8]}"

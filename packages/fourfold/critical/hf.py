@@ -59,6 +59,13 @@ def export_reference(source, out_dir: str | Path, overwrite: bool = False) -> Pa
     ``fourfold_critical.json``) from ``source``: a ``.pt`` checkpoint of ``model.save_checkpoint`` or a
     (``GPT2LMHeadModel``, ``CharTokenizer``) pair. The directory appears whole or not at all."""
     model, tokenizer, extra = _load_source(source)
+    from fourfold.critical.digit_index import DigitIndexGPT2LMHeadModel
+
+    if isinstance(model, DigitIndexGPT2LMHeadModel):
+        raise ValueError(
+            "a digit_index model has no Hugging Face class (its digit-index embedding is ours): "
+            "export a learned, nope or rope model"
+        )
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(
             f"the model has {model.config.vocab_size} token ids, the tokenizer {tokenizer.vocab_size}: "
@@ -205,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "checkpoint",
-        help=".pt file written by fourfold.critical, or 'shipped': the package's quick reference",
+        help=".pt file written by fourfold.critical, or 'shipped': the package's mix reference (a GPT-2)",
     )
     parser.add_argument("out_dir", help="the model directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace out_dir if it exists")
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint == "shipped" and not source.exists():
         from fourfold.critical.reference import shipped_reference_path
 
-        source = shipped_reference_path()
+        source = shipped_reference_path("mix")
     try:
         out = export_reference(source, args.out_dir, overwrite=args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as err:

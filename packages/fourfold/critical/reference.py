@@ -1,16 +1,18 @@
-"""The quick preset's pre-trained reference, shipped in the package (issue 19, item 6), so that a fresh
-clone has a model without 25-58 minutes of pre-training.
+"""The presets' pre-trained references, shipped in the package (issue 19, item 6), so that a fresh clone
+has a model without 16-58 minutes of pre-training.
 
-``weights/quick_reference.pt`` is a ``model.save_checkpoint`` file (tensors and plain types, read with
-``torch.load(weights_only=True)``, fp32, about 1.6 MB): the model of ``experiment=critical/quick`` (a
-learned-position tiny GPT-2, ``N3_mix0.05_both0.2_tiny_2000steps_345650d5``). ``quick_reference.json``
-beside it holds its provenance: the command, seed and steps, the spec, the sha256 of the file and of its
-tensors, and what it was checked against. The task seeds its pre-training cache with it when a degree's
-spec is the shipped one (``critical.pretrain.shipped_reference``), so the RL stage starts at once.
+``weights/<name>_reference.pt`` is a ``model.save_checkpoint`` file (tensors and plain types, read with
+``torch.load(weights_only=True)``, fp32, about 1.6 MB): the model of ``experiment=critical/<name>``, one per
+name in ``SHIPPED``: ``quick`` (the paper's setting as far as our budget reaches) and ``mix`` (the
+learned-position GPT-2 pre-trained with 5% (N+1)-digit examples, the quick preset before issue 19).
+``<name>_reference.json`` beside it holds its provenance: the command, seed and steps, the spec, the
+sha256 of the file and of its tensors, and what it was checked against. The task seeds its pre-training
+cache with a shipped file when a degree's spec is that file's (``critical.pretrain.shipped_reference``),
+so the RL stage starts at once.
 
-``python -m fourfold.critical.reference`` checks the file against its provenance; ``--verify`` pre-trains
-the reference again with the preset's own command into a scratch cache (16 min pinned to one core, up to
-58 on a core shared with other jobs) and compares every tensor and both hashes with the shipped file.
+``python -m fourfold.critical.reference [--name NAME]`` checks a file against its provenance; ``--verify``
+pre-trains that reference again with its preset's own command into a scratch cache (16 min pinned to one
+core, up to 58 on a core shared with other jobs) and compares every tensor and both hashes with the file.
 """
 
 import argparse
@@ -28,28 +30,36 @@ import torch
 from fourfold.critical.pretrain import PretrainSpec, cached_model_path
 
 WEIGHTS = "weights"
-REFERENCE_FILE = "quick_reference.pt"
-PROVENANCE_FILE = "quick_reference.json"
-# The command that pre-trains the reference; --verify adds a scratch cache and run folder.
-PRETRAIN_COMMAND = [
-    "-m", "fourfold", "experiment=critical/quick", "critical.stages=[pretrain]",
-    "critical.pretrain.shipped_reference=false",
-]  # fmt: skip
+SHIPPED = ("quick", "mix")  # the presets whose reference ships: weights/<name>_reference.{pt,json}
 
 
-def shipped_reference_path() -> Path:
-    """Where the shipped quick reference is (a ``.pt`` that ``model.load_checkpoint`` reads)."""
-    return Path(str(resources.files("fourfold.critical") / WEIGHTS / REFERENCE_FILE))
+def pretrain_command(name: str) -> list[str]:
+    """The command that pre-trains preset ``name``'s reference (--verify adds a scratch cache and run)."""
+    return [
+        "-m", "fourfold", f"experiment=critical/{_known(name)}", "critical.stages=[pretrain]",
+        "critical.pretrain.shipped_reference=false",
+    ]  # fmt: skip
 
 
-def provenance() -> dict:
-    """The shipped reference's provenance (``quick_reference.json``)."""
-    path = shipped_reference_path().with_name(PROVENANCE_FILE)
+def _known(name: str) -> str:
+    if name not in SHIPPED:
+        raise ValueError(f"no shipped reference named {name!r}: choose one of {', '.join(SHIPPED)}")
+    return name
+
+
+def shipped_reference_path(name: str = "quick") -> Path:
+    """Where preset ``name``'s shipped reference is (a ``.pt`` that ``model.load_checkpoint`` reads)."""
+    return Path(str(resources.files("fourfold.critical") / WEIGHTS / f"{_known(name)}_reference.pt"))
+
+
+def provenance(name: str = "quick") -> dict:
+    """A shipped reference's provenance (``<name>_reference.json``)."""
+    path = shipped_reference_path(name).with_suffix(".json")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def shipped_spec() -> PretrainSpec:
-    return PretrainSpec(**provenance()["spec"])
+def shipped_spec(name: str = "quick") -> PretrainSpec:
+    return PretrainSpec(**provenance(name)["spec"])
 
 
 def file_sha256(path: str | Path) -> str:
@@ -67,22 +77,22 @@ def tensor_sha256(state_dict: dict) -> str:
     return digest.hexdigest()
 
 
-def load_shipped_reference(tokenizer=None):
-    """(model, tokenizer, extra) of the shipped reference, after checking the file's sha256 against its
+def load_shipped_reference(tokenizer=None, name: str = "quick"):
+    """(model, tokenizer, extra) of a shipped reference, after checking the file's sha256 against its
     provenance (a changed or truncated file is an error, not a silently different model)."""
     from fourfold.critical.model import load_checkpoint
 
-    path = shipped_reference_path()
-    check_file(path)
+    path = shipped_reference_path(name)
+    check_file(path, name)
     return load_checkpoint(path, tokenizer)
 
 
-def check_file(path: Path) -> None:
+def check_file(path: Path, name: str = "quick") -> None:
     if not path.is_file():
         raise FileNotFoundError(
             f"the shipped reference {path} is missing: reinstall fourfold or check out the file"
         )
-    wanted = provenance()["sha256"]
+    wanted = provenance(name)["sha256"]
     if file_sha256(path) != wanted:
         raise ValueError(
             f"{path} does not have the sha256 of its provenance ({wanted}): the file was changed"
@@ -90,18 +100,21 @@ def check_file(path: Path) -> None:
 
 
 def seed_cache(cache_dir: str | Path, spec: PretrainSpec) -> Path | None:
-    """When ``spec`` is the shipped reference's and ``cache_dir`` lacks its checkpoint, copy the shipped
+    """When ``spec`` is a shipped reference's and ``cache_dir`` lacks its checkpoint, copy the shipped
     file there (with a ``shipped.json`` saying so) and return its path; otherwise change nothing, None."""
     from fourfold.core.files import atomic_path, atomic_write_text
 
     target = cached_model_path(cache_dir, spec)
-    if target.is_file() or spec.record() != provenance()["spec"]:
+    shipped = [n for n in SHIPPED if shipped_reference_path(n).with_suffix(".json").is_file()]
+    names = [name for name in shipped if spec.record() == provenance(name)["spec"]]
+    if target.is_file() or not names:
         return None
-    source = shipped_reference_path()
-    check_file(source)
+    source = shipped_reference_path(names[0])
+    check_file(source, names[0])
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-    note = {"copied_from": str(source), "sha256": provenance()["sha256"], "provenance": PROVENANCE_FILE}
+    sha256, record = provenance(names[0])["sha256"], source.with_suffix(".json").name
+    note = {"copied_from": str(source), "sha256": sha256, "provenance": record}
     atomic_write_text(target.with_name("shipped.json"), json.dumps(note, indent=2) + "\n")
     return target
 
@@ -124,38 +137,38 @@ def compare(retrained: Path, shipped: Path) -> dict:
     }
 
 
-def verify(scratch: Path) -> dict:
-    """Pre-train the reference again with the preset's command into ``scratch`` and compare (``compare``)."""
-    spec = shipped_spec()
+def verify(scratch: Path, name: str = "quick") -> dict:
+    """Pre-train reference ``name`` again with its preset's command into ``scratch`` and compare."""
+    spec = shipped_spec(name)
     cache = scratch / "cache"
     command = [
         sys.executable,
-        *PRETRAIN_COMMAND,
+        *pretrain_command(name),
         f"critical.cache_dir={cache}",
         f"hydra.run.dir={scratch / 'run'}",
     ]
     print("pre-training the reference again:", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True)
-    result = compare(cached_model_path(cache, spec), shipped_reference_path())
+    result = compare(cached_model_path(cache, spec), shipped_reference_path(name))
     result["matches"] = (
-        result["tensors_equal"] and result["tensors_sha256"][0] == provenance()["tensors_sha256"]
+        result["tensors_equal"] and result["tensors_sha256"][0] == provenance(name)["tensors_sha256"]
     )
     return result
 
 
-def export(source: Path, command: str, notes: dict) -> Path:
-    """Ship ``source`` (a pre-trained ``model.pt`` of the quick preset) as the reference: re-saved with
+def export(source: Path, command: str, notes: dict, name: str = "quick") -> Path:
+    """Ship ``source`` (a pre-trained ``model.pt`` of preset ``name``) as its reference: re-saved with
     ``model.save_checkpoint`` (byte-reproducible) into the package, with its provenance. Returns the path."""
     from fourfold.core.files import atomic_write_text
     from fourfold.critical.model import count_parameters, load_checkpoint, save_checkpoint
 
     model, tokenizer, extra = load_checkpoint(source)
     spec = PretrainSpec(**extra["spec"]).validate()
-    target = shipped_reference_path()
+    target = shipped_reference_path(name)
     save_checkpoint(target, model, tokenizer, extra)
     state = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
     record = {
-        "file": REFERENCE_FILE,
+        "file": target.name,
         "sha256": file_sha256(target),
         "tensors_sha256": tensor_sha256(state),
         "spec_name": spec.name,
@@ -169,12 +182,13 @@ def export(source: Path, command: str, notes: dict) -> Path:
         "final_train_loss": extra.get("final_train_loss"),
         **notes,
     }
-    atomic_write_text(target.with_name(PROVENANCE_FILE), json.dumps(record, indent=2) + "\n")
+    atomic_write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     return target
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", choices=SHIPPED, default="quick", help="which preset's reference")
     parser.add_argument("--verify", action="store_true", help="pre-train the reference again and compare")
     parser.add_argument(
         "--scratch", type=Path, help="--verify's cache and run folder (default: a temporary one)"
@@ -188,18 +202,18 @@ def main(argv=None) -> int:
     if args.export:
         if not args.command:
             parser.error("--export needs --command (how the model was pre-trained)")
-        print(f"shipped {export(args.export, args.command, args.notes)}")
-    path = shipped_reference_path()
-    check_file(path)
-    info = provenance()
+        print(f"shipped {export(args.export, args.command, args.notes, args.name)}")
+    path = shipped_reference_path(args.name)
+    check_file(path, args.name)
+    info = provenance(args.name)
     print(f"{path}: sha256 {info['sha256']} as in its provenance; {info['spec_name']}, {info['command']}")
     if not args.verify:
         return 0
     if args.scratch:
-        result = verify(args.scratch)
+        result = verify(args.scratch, args.name)
     else:
         with tempfile.TemporaryDirectory(prefix="critical-reference-") as tmp:
-            result = verify(Path(tmp))
+            result = verify(Path(tmp), args.name)
     print(json.dumps(result, indent=2))
     print("the retrained reference matches the shipped one" if result["matches"] else "MISMATCH")
     return 0 if result["matches"] else 1

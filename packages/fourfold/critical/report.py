@@ -1,8 +1,8 @@
 """Rebuild every table and figure under ``experiments/critical/`` (``python -m fourfold.critical.report``).
 
-For each reported preset (``quick`` and ``long``), the newest finished run folder is copied into
-``experiments/critical/<preset>/results/`` (small CSVs); tables and figures are then made from those
-committed files, so the report can be rebuilt without the run folders.
+For each reported preset (``quick``, ``mix``, ``alpha``, ``ablations``), the newest finished run folder is
+copied into ``experiments/critical/<preset>/results/`` (small CSVs); tables and figures are then made from
+those committed files, so the report can be rebuilt without the run folders.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from fourfold.core.runs import find_runs
 from fourfold.core.tables import mean_se, write_table
 
 OUT = Path(__file__).resolve().parents[3] / "experiments" / "critical"
-PRESETS = ("quick", "alpha", "ablations")
+PRESETS = ("quick", "mix", "alpha", "ablations")
 RESULT_FILES = (
     "degrees",
     "generalisation",

@@ -285,7 +285,7 @@ def main(cfg: DictConfig) -> dict[str, float]:
     models, infos = {}, {}
     started = time.time()
     for spec in specs:
-        # The shipped quick reference stands in for its pre-training (unless snapshots are asked for).
+        # A shipped reference stands in for its pre-training (unless snapshots are asked for).
         if bool(c.pretrain.shipped_reference) and not int(c.pretrain.snapshot_every):
             seeded = seed_cache(Path(c.cache_dir), spec)
             if seeded:

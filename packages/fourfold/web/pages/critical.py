@@ -91,13 +91,14 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _shipped_reference() -> Path | None:
-    try:  # the packaged quick reference, where the installed critical package ships one
-        from fourfold.critical.reference import shipped_reference_path
+def _shipped_references() -> list[tuple[str, Path]]:
+    """(preset name, file) of each reference the installed critical package ships (the quick one first)."""
+    try:
+        from fourfold.critical.reference import SHIPPED, shipped_reference_path
     except ImportError:
-        return None
-    path = shipped_reference_path()
-    return Path(path) if path is not None and Path(path).is_file() else None
+        return []
+    paths = [(name, Path(shipped_reference_path(name))) for name in SHIPPED]
+    return [(name, path) for name, path in paths if path.is_file()]
 
 
 def find_models(root: Path, folders: tuple[Path, ...] = ()) -> list[ModelChoice]:
@@ -117,9 +118,8 @@ def find_models(root: Path, folders: tuple[Path, ...] = ()) -> list[ModelChoice]
             name = config.parent.relative_to(folder).as_posix()
             name = f"{folder.name}/" if name == "." else f"{folder.name}: {name}/"
             found.append(ModelChoice(name, config.parent, kind="hf"))
-    shipped = _shipped_reference()
-    if shipped is not None:
-        found.append(ModelChoice("shipped quick reference", shipped))
+    for name, path in _shipped_references():
+        found.append(ModelChoice(f"shipped {name} reference", path))
     unique: dict[str, ModelChoice] = {}
     for choice in found:
         unique.setdefault(choice.key, choice)
