@@ -52,10 +52,13 @@ def shipped_reference_path(name: str = "quick") -> Path:
     return Path(str(resources.files("fourfold.critical") / WEIGHTS / f"{_known(name)}_reference.pt"))
 
 
+def provenance_path(name: str = "quick") -> Path:
+    return shipped_reference_path(name).with_suffix(".json")
+
+
 def provenance(name: str = "quick") -> dict:
     """A shipped reference's provenance (``<name>_reference.json``)."""
-    path = shipped_reference_path(name).with_suffix(".json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(provenance_path(name).read_text(encoding="utf-8"))
 
 
 def shipped_spec(name: str = "quick") -> PretrainSpec:
@@ -105,16 +108,19 @@ def seed_cache(cache_dir: str | Path, spec: PretrainSpec) -> Path | None:
     from fourfold.core.files import atomic_path, atomic_write_text
 
     target = cached_model_path(cache_dir, spec)
-    shipped = [n for n in SHIPPED if shipped_reference_path(n).with_suffix(".json").is_file()]
-    names = [name for name in shipped if spec.record() == provenance(name)["spec"]]
-    if target.is_file() or not names:
+    if target.is_file():
         return None
-    source = shipped_reference_path(names[0])
-    check_file(source, names[0])
+    # the first shipped file (the package may lack one) whose spec is this one
+    infos = ((n, provenance(n)) for n in SHIPPED if provenance_path(n).is_file())
+    found = next(((n, info) for n, info in infos if info["spec"] == spec.record()), None)
+    if found is None:
+        return None
+    name, info = found
+    source = shipped_reference_path(name)
+    check_file(source, name)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-    sha256, record = provenance(names[0])["sha256"], source.with_suffix(".json").name
-    note = {"copied_from": str(source), "sha256": sha256, "provenance": record}
+    note = {"copied_from": str(source), "sha256": info["sha256"], "provenance": provenance_path(name).name}
     atomic_write_text(target.with_name("shipped.json"), json.dumps(note, indent=2) + "\n")
     return target
 
@@ -182,7 +188,7 @@ def export(source: Path, command: str, notes: dict, name: str = "quick") -> Path
         "final_train_loss": extra.get("final_train_loss"),
         **notes,
     }
-    atomic_write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    atomic_write_text(provenance_path(name), json.dumps(record, indent=2) + "\n")
     return target
 
 

@@ -97,7 +97,7 @@ def _shipped_references() -> list[tuple[str, Path]]:
         from fourfold.critical.reference import SHIPPED, shipped_reference_path
     except ImportError:
         return []
-    paths = [(name, Path(shipped_reference_path(name))) for name in SHIPPED]
+    paths = [(name, shipped_reference_path(name)) for name in SHIPPED]
     return [(name, path) for name, path in paths if path.is_file()]
 
 
