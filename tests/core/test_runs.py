@@ -77,6 +77,27 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
 
 
+def test_an_interrupt_as_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C in the instant after the temporary file exists (before the code that cleans it up would have
+    started, in a plain mkstemp-then-try): nothing is left."""
+    import os
+
+    from fourfold.core import files
+
+    real_close = os.close
+
+    def close_then_interrupt(fd):
+        real_close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "close", close_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("never")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_atomic_writes_get_the_users_usual_permissions(tmp_path, umask):
     import os

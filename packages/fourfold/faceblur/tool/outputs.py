@@ -4,8 +4,9 @@ Files are written through ``core.files.atomic_path``: a hidden temporary file ne
 onto it only when the block succeeds, with ``0o666 & ~umask`` (what ``open()`` would give), not the 0600
 of ``mkstemp``. ``terminate_cleanly()`` turns SIGTERM and SIGINT (Ctrl-C) into an exception, so that every
 ``finally`` (temporary files, the ffmpeg encoder) runs before the process exits, and a second signal cannot
-cut that clean-up short. ``check_writable(folder)`` fails
-before any work when an output folder cannot be created or written.
+cut that clean-up short; ``signals_held()`` delays it over the few lines between starting something (an
+encoder process) and the ``try`` that cleans it up. ``check_writable(folder)`` fails before any work when
+an output folder cannot be created or written.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from pathlib import Path
 from fourfold.core.files import atomic_path
 
 
-class Terminated(Exception):
-    """The process received SIGTERM or SIGINT; raised from the signal handler so that clean-up code runs."""
+class Terminated(BaseException):
+    """The process received SIGTERM or SIGINT; raised from the signal handler so that clean-up code runs.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: a library's ``except Exception`` (imageio-ffmpeg turns
+    an error while it writes a frame into an ``OSError``) must not swallow or rename it."""
 
     def __init__(self, signum: int):
         name = signal.Signals(signum).name
@@ -67,7 +71,13 @@ def remove_if_empty(folders: list[Path]) -> None:
             return
 
 
+_held = {"depth": 0, "pending": None}  # signals_held() nesting, and the signal that arrived inside it
+
+
 def _raise_terminated(signum, frame):
+    if _held["depth"]:
+        _held["pending"] = _held["pending"] or signum
+        return
     for stop in STOP_SIGNALS:  # the clean-up that follows runs to its end: later signals are ignored
         signal.signal(stop, signal.SIG_IGN)
     raise Terminated(signum)
@@ -86,3 +96,18 @@ def terminate_cleanly() -> Iterator[None]:
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Under ``terminate_cleanly``, a SIGTERM or SIGINT that arrives inside the block raises ``Terminated``
+    when the block ends, not in its middle: for starting a process or creating a file and entering the
+    ``try`` that will clean it up, with nothing in between where a signal would orphan it."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if not _held["depth"] and _held["pending"] is not None:
+            signum, _held["pending"] = _held["pending"], None
+            _raise_terminated(signum, None)

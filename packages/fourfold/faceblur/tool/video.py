@@ -13,6 +13,7 @@ by default. The input is never modified.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fourfold.faceblur.tool.limits import check_pixels
-from fourfold.faceblur.tool.outputs import output_path
+from fourfold.faceblur.tool.outputs import output_path, signals_held
 from fourfold.faceblur.tool.timestamps import FrameTimes, frame_times, setpts_filter
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")  # read
@@ -150,6 +151,10 @@ def read_video(path: str | Path):
     return info, frames()
 
 
+# imageio-ffmpeg warns "No frames have been written" when a run stops before its first frame; the run then
+# fails with its own one-line message and leaves no file, so the warning would only mislead
+logging.getLogger("imageio_ffmpeg").addFilter(lambda r: "No frames have been written" not in r.getMessage())
+
 FILTER_ARGUMENT_MAX = 100_000  # characters; a longer filter goes through a file (Linux caps one argument)
 
 
@@ -205,8 +210,10 @@ def anonymize_video(
     copy_audio = keep_audio and header.has_audio
     pix_fmt = pixel_format(width, height)
     n = 0
-    timing, timing_file = _timing_params(times)
+    timing_file = None
     try:
+        with signals_held():  # a signal between mkstemp and the assignment would leave the file
+            timing, timing_file = _timing_params(times)
         with output_path(dst) as tmp:
             writer = imageio_ffmpeg.write_frames(
                 str(tmp),
@@ -220,8 +227,9 @@ def anonymize_video(
                 output_params=timing,
                 ffmpeg_log_level="error",
             )
-            writer.send(None)
             try:
+                with signals_held():  # starts ffmpeg: a signal before ``try`` would orphan it (writing tmp)
+                    writer.send(None)
                 total = len(times.pts)
                 for frame in tqdm(frames, total=total, disable=not progress, unit="frame", desc=src.name):
                     out = process(frame)
