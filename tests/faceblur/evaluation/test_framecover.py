@@ -13,6 +13,18 @@ def test_cover_counts_frames_with_a_box_and_all_boxes():
     assert res["frames_covered"] == 2 and res["boxes"] == 3 and res["seconds_per_frame"] >= 0
 
 
+def test_cover_counts_the_reference_boxes_found_and_its_own_unmatched_ones():
+    """Frame 0: two boxes on one of the two reference boxes (found once) and one far from both; frame 1: a
+    box where the reference has none; frame 2: nothing found."""
+    a, b, far = [0, 0, 10, 10], [50, 50, 60, 60], [100, 100, 110, 110]
+    near_a = [2, 2, 12, 12]  # IoU with a: 64 / 136 = 0.47
+    ours = {0: [near_a, [1, 1, 11, 11], far], 1: [a], 2: []}
+    reference = [np.array([a, b]), np.zeros((0, 4)), np.array([a])]
+    frames = [np.full((4, 4, 3), k, np.uint8) for k in ours]
+    res = framecover.cover(lambda f: np.array(ours[int(f[0, 0, 0])]).reshape(-1, 4), frames, reference)
+    assert res["reference_found"] == 1 and res["unmatched"] == 2 and res["frames_covered"] == 2
+
+
 def test_unknown_method_and_missing_clip_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown method"):
         framecover.make_method("nope")

