@@ -112,7 +112,7 @@ class YoloDetector:
         image, scale, pad = yolo.letterbox(frame, size)
         x = self._torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None] / 255.0
         with self._torch.inference_mode():
-            out = (model or self.model)(x)
+            out = (self.model if model is None else model)(x)
         raw = out[0] if isinstance(out, (list, tuple)) else out
         return yolo.decode(raw[0], scale, pad, threshold, self.iou)
 
