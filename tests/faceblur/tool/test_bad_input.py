@@ -252,22 +252,21 @@ def test_ctrl_c_while_a_frame_is_written_is_still_ctrl_c(tmp_path, clip, capsys,
 
     def write_frames_with_ctrl_c_in_write(*args, **kwargs):
         writer = real_write_frames(*args, **kwargs)
-        process = {}
+        sent = []
 
         class Interrupting:
             def send(self, value):
-                if value is None:
-                    return writer.send(None)
-                process["frames"] = process.get("frames", 0) + 1
-                if process["frames"] == 2:  # the signal arrives inside ffmpeg's stdin.write
-                    frame = writer.gi_frame.f_locals["p"].stdin
-                    real = frame.write
+                if value is not None:
+                    sent.append(1)
+                if len(sent) == 2 and value is not None:  # the signal arrives inside ffmpeg's stdin.write
+                    stdin = writer.gi_frame.f_locals["p"].stdin
+                    real_write = stdin.write
 
                     def write_interrupted(data):
                         os.kill(os.getpid(), signal.SIGINT)
-                        return real(data)
+                        return real_write(data)
 
-                    frame.write = write_interrupted
+                    stdin.write = write_interrupted
                 return writer.send(value)
 
             def close(self):
