@@ -45,3 +45,45 @@ def test_yolo_methods_take_the_weights_they_are_given():
     for name in ("yolo", "yolo_native", "yolo_low"):
         with pytest.raises(FileNotFoundError):
             framecover.make_method(name, detectors.packaged_weights("no_such.pt"))
+
+
+def test_against_labels_counts_faces_heads_and_boxes_outside_the_labels():
+    """Frame 0: a face found twice (counted once), a head from behind missed, a box on a labelled non-head
+    and one on nothing labelled; frame 1: a face missed; frame 2: unlabelled (skipped)."""
+    face, head, other, nothing = [0, 0, 10, 10], [50, 50, 60, 60], [100, 0, 110, 10], [200, 200, 210, 210]
+    labelled = [
+        (np.array([face, head, other], float), ["face", "head", "other"]),
+        (np.array([face], float), ["face"]),
+        None,
+    ]
+    found = [np.array([[1, 1, 11, 11], face, other, nothing], float), np.zeros((0, 4))]
+    found.append(np.array([face], float))
+    res = framecover.against_labels(found, labelled)
+    assert res == {
+        "faces": 2,
+        "faces_found": 1,
+        "face_frames": 2,
+        "face_frames_found": 1,
+        "heads_found": 0,
+        "on_other": 1,
+        "outside_labels": 1,
+    }
+
+
+def test_the_labels_are_for_vtest_only(tmp_path):
+    """``load_labels``: the packaged file's labels load (50 frames, every 16th) for the clip with its sha256,
+    and any other clip gets None."""
+    import hashlib
+    import json
+
+    other = tmp_path / "other.avi"
+    other.write_bytes(b"not vtest")
+    assert framecover.load_labels(other) is None
+    data = json.loads(framecover.LABELS.read_text())
+    fake = tmp_path / "labels.json"
+    fake.write_text(json.dumps({**data, "sha256": hashlib.sha256(b"not vtest").hexdigest()}))
+    labels = framecover.load_labels(other, fake)
+    assert sorted(labels) == list(range(0, 800, 16))
+    names = [n for _, ns in labels.values() for n in ns]
+    assert (names.count("face"), names.count("head"), names.count("other")) == (98, 37, 127)
+    assert all(boxes.shape == (len(ns), 4) for boxes, ns in labels.values())

@@ -92,6 +92,12 @@ def test_weights_with_a_method_that_ignores_them(tmp_path, image, capsys):
     assert not (tmp_path / "in_anonymized.png").exists()
 
 
+@pytest.mark.parametrize("method", ["centerface", "unet", "centerface+mtcnn"])
+def test_small_faces_with_a_method_other_than_yolo(tmp_path, image, capsys, method):
+    _fails([str(image), "--method", method, "--small-faces"], capsys, "--small-faces", method)
+    assert not (tmp_path / "in_anonymized.png").exists()
+
+
 @pytest.mark.parametrize("target", ["file_as_folder", "proc", "read_only"])
 def test_unwritable_output_folder(tmp_path, image, capsys, target):
     if target == "file_as_folder":

@@ -146,3 +146,26 @@ def test_packaged_weights_work_from_a_checkout(tmp_path, method):
     assert cli.main([str(src), "-o", str(out), "--method", method, "--quiet"]) == 0
     result = cv2.imread(str(out))
     assert result.shape == frame.shape
+
+
+def test_small_faces_blurs_a_crowd_of_small_faces_the_plain_yolo_blurs_too(tmp_path):
+    """``--method yolo --small-faces`` on a frame of small faces (Grace Hopper, 14-24 px, on a 320x240
+    background): it blurs every pixel the plain ``--method yolo`` blurs (its 2x pass adds a network, it
+    replaces none) and the input stays as it was."""
+    rng = np.random.default_rng(1)
+    frame = synthetic.background(rng, 240, 320)
+    hopper = [f for f in synthetic.face_bank("test") if f.identity == "hopper"][0].face_crop
+    for k, side in enumerate((14, 16, 18, 20, 22, 24)):
+        x, y = 20 + 48 * k, 100 + 10 * (k % 2)
+        frame[y : y + side, x : x + side] = cv2.resize(hopper, (side, side), interpolation=cv2.INTER_AREA)
+    src = tmp_path / "crowd.png"
+    cv2.imwrite(str(src), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    before = _digest(src)
+    changed = {}
+    for name, extra in (("plain", []), ("small", ["--small-faces"])):
+        out = tmp_path / f"{name}.png"
+        assert cli.main([str(src), "-o", str(out), "--method", "yolo", *extra, "--quiet"]) == 0
+        changed[name] = np.abs(cv2.imread(str(out)).astype(int) - cv2.imread(str(src)).astype(int)).sum(2) > 0
+    assert _digest(src) == before
+    assert changed["small"].any()
+    assert not (changed["plain"] & ~changed["small"]).any()

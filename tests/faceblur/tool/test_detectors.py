@@ -115,10 +115,10 @@ def test_yolo_threshold_travels_with_the_weights(tmp_path):
         yolo.with_threshold(plain, tmp_path / "bad.pt", 0.5, upscale_threshold=0.0)
 
 
-def test_the_small_face_pass_runs_its_own_network_when_the_file_carries_one(tmp_path):
+def test_the_small_face_pass_adds_a_second_network_when_the_file_carries_one(tmp_path):
     """A weights file may carry a second network for the small-face pass (``upscale_weights``): the 2x pass
-    then gives exactly what that network gives alone, the native passes what the file's own network gives;
-    recalibrating the file keeps the second network."""
+    then runs the file's own network and that one, each giving exactly what it gives alone; the native
+    passes stay the file's network's; recalibrating the file keeps the second network."""
     import cv2
     from skimage import data
 
@@ -131,12 +131,13 @@ def test_the_small_face_pass_runs_its_own_network_when_the_file_carries_one(tmp_
     got = detectors.YoloDetector(both, upscale=True, flip=False).passes(frame, floor=0.01)
     alone_native = detectors.YoloDetector(native, upscale=True, flip=False).passes(frame, floor=0.01)
     alone_small = detectors.YoloDetector(small, upscale=True, flip=False).passes(frame, floor=0.01)
-    assert [p.upscaled for p in got] == [False, True]  # 320 px: no pyramid pass below it, then 640
-    for mine, theirs in ((got[0], alone_native[0]), (got[1], alone_small[1])):
+    assert [p.upscaled for p in got] == [False, True, True]  # 320 px: no pyramid pass below it, then 640 x 2
+    assert [p.upscaled for p in alone_native] == [False, True]  # one network: one 2x pass, as before
+    for mine, theirs in ((got[0], alone_native[0]), (got[1], alone_native[1]), (got[2], alone_small[1])):
         np.testing.assert_allclose(mine.boxes, theirs.boxes)
         np.testing.assert_allclose(mine.scores, theirs.scores)
-    assert len(got[1].scores) and not np.allclose(
-        np.sort(got[1].scores)[-3:], np.sort(alone_native[1].scores)[-3:]
+    assert len(got[2].scores) and not np.allclose(
+        np.sort(got[2].scores)[-3:], np.sort(got[1].scores)[-3:]
     )  # the two networks do differ on this frame
     again = yolo.with_threshold(both, tmp_path / "again.pt", 0.45)
     assert yolo.upscale_payload(yolo.read_weights(again)) is not None
@@ -144,7 +145,24 @@ def test_the_small_face_pass_runs_its_own_network_when_the_file_carries_one(tmp_
     direct = detectors.YoloDetector(both, upscale=True, flip=False, upscale_weights=native).passes(
         frame, floor=0.01
     )
-    np.testing.assert_allclose(direct[1].scores, alone_native[1].scores)
+    np.testing.assert_allclose(direct[2].scores, alone_native[1].scores)
+
+
+def test_small_faces_adds_the_packaged_small_face_network_to_yolo_only():
+    """``make_detector(small_faces=True)``: the tool's YOLO file at its own thresholds, plus the packaged
+    small-face network in the 2x pass; other detectors refuse it."""
+    import torch
+
+    det = detectors.make_detector("yolo", small_faces=True)
+    plain = detectors.make_detector("yolo")
+    assert det.upscale_model is not det.model and plain.upscale_model is plain.model
+    settings = (det.threshold, det.upscale_threshold, det.flip)
+    assert settings == (plain.threshold, plain.upscale_threshold, True)
+    packaged = torch.load(detectors.packaged_weights(detectors.SMALL_FACE_WEIGHTS), weights_only=True)
+    for name, value in det.upscale_model.state_dict().items():
+        torch.testing.assert_close(value, packaged["state_dict"][name].to(value.dtype))
+    with pytest.raises(ValueError, match="small_faces applies to the yolo detector"):
+        detectors.make_detector("centerface", small_faces=True)
 
 
 def test_the_tools_yolo_is_the_real_photo_file():

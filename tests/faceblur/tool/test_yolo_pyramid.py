@@ -107,3 +107,24 @@ def test_flip_mirrors_boxes_back_before_fusing():
     boxes, scores = det.detect(frame)
     np.testing.assert_allclose(boxes, [[20, 20, 60, 70]])
     np.testing.assert_allclose(scores, [0.5])
+
+
+def test_a_second_networks_boxes_only_add_faces():
+    """``merge_passes``: a box of an adding pass (the small-face network) that overlaps a box of the file's
+    network is dropped even when it scores higher, so that box stays as it was; one elsewhere is added at
+    the upscaled threshold, and one below it is not."""
+    from fourfold.faceblur.tool.detectors import Pass, merge_passes
+
+    native = Pass(np.array([[10, 10, 30, 30]], float), np.array([0.5]))
+    upscaled = Pass(np.array([[100, 100, 110, 110]], float), np.array([0.45]), upscaled=True)
+    adds = Pass(
+        np.array([[11, 11, 31, 31], [200, 50, 208, 58], [300, 50, 308, 58]], float),
+        np.array([0.9, 0.41, 0.39]),
+        upscaled=True,
+        adds=True,
+    )
+    boxes, scores = merge_passes([native, upscaled, adds], (240, 320), 0.45, upscale_threshold=0.4)
+    np.testing.assert_allclose(boxes, [[10, 10, 30, 30], [100, 100, 110, 110], [200, 50, 208, 58]])
+    np.testing.assert_allclose(scores, [0.5, 0.45, 0.41])
+    alone, _ = merge_passes([native, upscaled], (240, 320), 0.45, upscale_threshold=0.4)
+    np.testing.assert_allclose(alone, boxes[:2])

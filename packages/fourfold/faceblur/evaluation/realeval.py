@@ -171,9 +171,10 @@ REAL_TRAINED = {
 def build_methods(names, weights: dict | None = None) -> dict:
     """Methods by name: ``deface`` (reference), ``centerface`` (the tool's defaults), ``centerface_v1``
     (the tool before issue 11: mask scale 1.0, exact Gaussian), ``centerface+mtcnn``, ``yolo``,
-    ``unet_l1``, ``unet_mse`` (packaged weights unless ``weights`` names files), and the ``REAL_TRAINED``
+    ``unet_l1``, ``unet_mse`` (packaged weights unless ``weights`` names files), ``yolo_small`` (the tool's
+    ``--method yolo --small-faces``), and the ``REAL_TRAINED``
     rows (skipped, with a warning, while their packaged file does not exist)."""
-    from fourfold.faceblur.tool.detectors import packaged_weights
+    from fourfold.faceblur.tool.detectors import TOOL_YOLO_WEIGHTS, packaged_weights
     from fourfold.faceblur.tool.pipeline import make_pipeline
 
     weights = weights or {}
@@ -191,6 +192,9 @@ def build_methods(names, weights: dict | None = None) -> dict:
         elif name in ("unet_l1", "unet_mse"):
             path = weights.get(name) or packaged_weights(f"{name}.pt")
             out[name] = tool_method(make_pipeline("unet", weights=str(path)))
+        elif name == "yolo_small":  # the tool's --method yolo --small-faces
+            path = weights.get(name) or packaged_weights(TOOL_YOLO_WEIGHTS)
+            out[name] = tool_method(make_pipeline("yolo", weights=str(path), small_faces=True))
         elif name in REAL_TRAINED:
             method, file = REAL_TRAINED[name]
             path = Path(weights.get(name) or packaged_weights(file))

@@ -2,8 +2,8 @@
 
     fourfold-blur INPUT [-o OUTPUT] [--method centerface|yolo|unet|centerface+mtcnn]
                   [--mode blur|mosaic|solid|code] [--threshold T] [--mask-scale S] [--feather F]
-                  [--hold N] [--weights FILE] [--unet-size PX] [--no-audio] [--overwrite]
-                  [--max-megapixels MP] [--quiet]
+                  [--hold N] [--weights FILE] [--small-faces] [--unet-size PX] [--no-audio]
+                  [--overwrite] [--max-megapixels MP] [--quiet]
 
 Images keep their colour layout: grey stays grey, an alpha channel is kept as it was, 16-bit samples stay
 16-bit (faces are found on an 8-bit view; write 16-bit and alpha images as .png or .tif). Outputs are
@@ -308,6 +308,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weights", help="weights file for yolo or unet (default: the packaged ones)")
     p.add_argument(
+        "--small-faces",
+        action="store_true",
+        help="yolo only: a second network for faces 5-20 px tall (surveillance footage, frames up to 1024 "
+        "px); more false blur on other material",
+    )
+    p.add_argument(
         "--unet-size",
         type=int,
         default=None,
@@ -356,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                 feather=args.feather,
                 hold=args.hold,
                 weights=args.weights,
+                small_faces=args.small_faces,
                 unet_size=args.unet_size,
                 keep_audio=not args.no_audio,
                 progress=not args.quiet,

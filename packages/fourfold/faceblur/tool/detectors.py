@@ -45,6 +45,7 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
 
 
 TOOL_YOLO_WEIGHTS = "yolo_face_real.pt"  # fourfold-blur --method yolo: the YOLO trained on real photos
+SMALL_FACE_WEIGHTS = "yolo_face_small.pt"  # fourfold-blur --method yolo --small-faces: faces of 5-20 px too
 YOLO_THRESHOLD = 0.3  # the authors' confidence threshold, for weights that carry no calibrated one
 YOLO_PYRAMID: tuple[int, ...] = (640, 320)  # extra YOLO passes: twice and once the training size (320 px)
 # YoloDetector(upscale=True), the tool's --method yolo since issue 21: frames up to UPSCALE_MAX (longer side:
@@ -80,7 +81,7 @@ class YoloDetector:
 
         payload = yolo.read_weights(weights or packaged_weights("yolo_face.pt"))
         self.model, self.trained_size = yolo.build_model(payload, weights)
-        # The small-face pass's network: ``upscale_weights``, else the one the file carries, else the file's.
+        # A second network for the small-face pass: ``upscale_weights``, else one the file carries, if any.
         small = yolo.read_weights(upscale_weights) if upscale_weights else yolo.upscale_payload(payload)
         self.upscale_model = yolo.build_model(small, upscale_weights or weights)[0] if small else self.model
         # None = the threshold calibrated for these weights when the file carries one, else the authors' 0.3
@@ -138,16 +139,16 @@ class YoloDetector:
         # Extra passes on the frame shrunk to each pyramid size (smaller than the first pass only): a face
         # taller than any the detector was trained on shows there at a size it knows.
         sizes = [size, *(p for p in self.pyramid if p < size)]
-        if self.upscale and not self.imgsz and size <= UPSCALE_MAX:
-            sizes.append(2 * size)  # small faces of a small frame, twice as tall
         run = self._flipped_pass if self.flip else self._pass
-        out = []
-        for s in sizes:
-            boxes, scores = run(frame, s, floor, self.upscale_model if s > size else self.model)
-            if s > size:  # the upscaled pass: its small boxes only
-                small = (boxes[:, 3] - boxes[:, 1]) < UPSCALE_KEEP_PX
-                boxes, scores = boxes[small], scores[small]
-            out.append(Pass(boxes, scores, upscaled=s > size))
+        out = [Pass(*run(frame, s, floor, self.model)) for s in sizes]
+        if self.upscale and not self.imgsz and size <= UPSCALE_MAX:
+            # Small faces of a small frame, twice as tall: the file's network, and a small-face network when
+            # there is one (it learnt faces of 16-40 px there; the file's finds the larger ones of the pass).
+            models = [self.model] + ([self.upscale_model] if self.upscale_model is not self.model else [])
+            for model in models:
+                boxes, scores = run(frame, 2 * size, floor, model)
+                small = (boxes[:, 3] - boxes[:, 1]) < UPSCALE_KEEP_PX  # this pass's small boxes only
+                out.append(Pass(boxes[small], scores[small], upscaled=True, adds=model is not self.model))
         return out
 
     def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,19 +159,39 @@ class YoloDetector:
 
 
 class Pass(NamedTuple):
-    """One YOLO pass over a frame: boxes (N, 4) in the frame's pixels, scores (N,), and whether it is the
-    upscaled small-face pass (which has its own threshold)."""
+    """One YOLO pass over a frame: boxes (N, 4) in the frame's pixels, scores (N,), whether it is an
+    upscaled small-face pass (which has its own threshold), and whether it only adds boxes (the second
+    network's: its boxes count only where no box of the file's network lies)."""
 
     boxes: np.ndarray
     scores: np.ndarray
     upscaled: bool = False
+    adds: bool = False
 
 
 def merge_passes(
     passes: list[Pass], shape, threshold: float, upscale_threshold: float | None = None, iou: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray]:
     """The detector's answer from its passes: each pass's boxes at its threshold (the upscaled pass's
-    ``upscale_threshold``, None: ``threshold``), merged by NMS, clipped to the frame of ``shape``."""
+    ``upscale_threshold``, None: ``threshold``), merged by NMS, clipped to the frame of ``shape``. Boxes of
+    the passes that only add (``Pass.adds``) are merged among themselves and kept where they overlap no
+    box of the others (IoU < ``iou``): a second network finds more faces, it moves none."""
+    main = [p for p in passes if not p.adds]
+    boxes, scores = _nms_at_thresholds(main, threshold, upscale_threshold, iou)
+    added = [p for p in passes if p.adds]
+    if added:
+        more, more_scores = _nms_at_thresholds(added, threshold, upscale_threshold, iou)
+        if len(more) and len(boxes):
+            new = ~(iou_matrix(more, boxes) >= iou).any(axis=1)
+            more, more_scores = more[new], more_scores[new]
+        boxes, scores = np.concatenate([boxes, more]), np.concatenate([scores, more_scores])
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, shape[1])
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, shape[0])
+    return boxes, scores
+
+
+def _nms_at_thresholds(passes: list[Pass], threshold, upscale_threshold, iou):
+    """Each pass's boxes at its threshold, merged by NMS: (boxes (N, 4), scores (N,))."""
     import torch
     import torchvision
 
@@ -185,8 +206,6 @@ def merge_passes(
     if len(passes) > 1 and len(boxes):
         keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
         boxes, scores = boxes[keep].reshape(-1, 4), scores[keep].reshape(-1)
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, shape[1])
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, shape[0])
     return boxes, scores
 
 
@@ -347,10 +366,14 @@ def make_detector(
     threshold: float | None = None,
     hold: int = 0,
     max_box_frac: float | None = None,
+    small_faces: bool = False,
 ):
     """A detector by name (``yolo``, ``centerface``, ``centerface+mtcnn``), wrapped in ``BoxHold`` when
     ``hold > 0``; ``yolo`` without ``weights`` is ``TOOL_YOLO_WEIGHTS``. ``threshold`` applies to CenterFace
-    or YOLO (None: YOLO's weights' calibrated one, else 0.3); MTCNN keeps its own 0.9."""
+    or YOLO (None: YOLO's weights' calibrated one, else 0.3); MTCNN keeps its own 0.9. ``small_faces``
+    (yolo only): the small-face pass also runs the packaged ``SMALL_FACE_WEIGHTS`` network."""
+    if small_faces and method != "yolo":
+        raise ValueError(f"small_faces applies to the yolo detector, not {method!r}")
     if method == "centerface+mtcnn":
         cf = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
         det = UnionDetector([cf, MtcnnDetector()])
@@ -359,7 +382,10 @@ def make_detector(
         # (``YoloDetector(None)``, which the synthetic experiment keeps using).
         tool_weights = packaged_weights(TOOL_YOLO_WEIGHTS)
         weights = weights or (tool_weights if tool_weights.is_file() else None)
-        det = YoloDetector(weights, threshold=threshold, max_box_frac=max_box_frac, upscale=True)
+        small = packaged_weights(SMALL_FACE_WEIGHTS) if small_faces else None
+        det = YoloDetector(
+            weights, threshold=threshold, max_box_frac=max_box_frac, upscale=True, upscale_weights=small
+        )
     elif method == "centerface":
         det = CenterFaceDetector(threshold=0.2 if threshold is None else threshold, max_box_frac=max_box_frac)
     else:

@@ -61,6 +61,7 @@ def check_settings(
     unet_size: int | None = None,
     hold: int = 0,
     weights=None,
+    small_faces: bool = False,
     **_,
 ) -> None:
     """Refuse settings that would blur nothing, too little, or cannot run; ``SettingError`` says why."""
@@ -85,6 +86,8 @@ def check_settings(
             f"--weights applies to --method {' or '.join(WEIGHTED_METHODS)}; {method} uses the model its "
             "package ships"
         )
+    if small_faces and method != "yolo":
+        raise SettingError(f"--small-faces applies to --method yolo, not {method}")
     if method == "unet" and (threshold is not None or hold):
         raise SettingError("--threshold and --hold apply to detector methods, not to the U-Net")
 
@@ -203,6 +206,7 @@ def make_pipeline(
     feather: float = 0.0,
     fast: bool = True,
     sigma_ratio: float = DEFAULT_SIGMA_RATIO,
+    small_faces: bool = False,
     **blur_kwargs,
 ):
     """Build the pipeline for ``method`` after ``check_settings``; ``SettingError`` for bad settings."""
@@ -215,6 +219,7 @@ def make_pipeline(
         unet_size=unet_size,
         hold=hold,
         weights=weights,
+        small_faces=small_faces,
     )
     if method in DETECTOR_METHODS:
         from fourfold.faceblur.tool.detectors import make_detector
@@ -225,6 +230,7 @@ def make_pipeline(
             threshold=DEFAULT_THRESHOLDS[method] if threshold is None else threshold,
             hold=hold,
             max_box_frac=max_box_frac,
+            small_faces=small_faces,
         )
         blur = {"mask_scale": mask_scale, "feather": feather, "fast": fast, "sigma_ratio": sigma_ratio}
         blur.update(blur_kwargs)
