@@ -35,7 +35,8 @@ def command(tool: str, clip: Path, out: Path) -> list[str]:
     if tool == "deface":
         return [sys.executable, "-m", "deface.deface", str(clip), "-o", str(out), "--backend", "opencv"]
     ours = [sys.executable, "-m", "fourfold.faceblur.tool.cli", str(clip), "-o", str(out)]
-    return [*ours, "--method", tool, "--quiet", "--overwrite"]  # each repeat writes the same output again
+    method = ["--method", "yolo", "--small-faces"] if tool == "yolo_small" else ["--method", tool]
+    return [*ours, *method, "--quiet", "--overwrite"]  # each repeat writes the same output again
 
 
 def timed(cmd: list[str]) -> float:
@@ -68,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians are printed")
-    p.add_argument("--methods", default="centerface,yolo,unet", help="comma-separated fourfold-blur methods")
+    p.add_argument(
+        "--methods",
+        default="centerface,yolo,unet",
+        help="comma-separated fourfold-blur methods (yolo_small: --method yolo --small-faces)",
+    )
     p.add_argument("--sizes", default="640x360,1280x720", help="comma-separated WxH clip sizes")
     args = p.parse_args(argv)
 
