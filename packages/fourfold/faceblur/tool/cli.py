@@ -310,8 +310,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--small-faces",
         action="store_true",
-        help="yolo only: a second network for faces 5-20 px tall (surveillance footage, frames up to 1024 "
-        "px); more false blur on other material",
+        help="yolo only: a second network for faces about 8-20 px tall (surveillance footage, frames up to "
+        "1024 px); more false blur on other material",
     )
     p.add_argument(
         "--unet-size",

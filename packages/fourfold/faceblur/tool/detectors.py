@@ -45,7 +45,7 @@ def _filter(boxes, scores, max_box_frac: float | None, shape) -> tuple[np.ndarra
 
 
 TOOL_YOLO_WEIGHTS = "yolo_face_real.pt"  # fourfold-blur --method yolo: the YOLO trained on real photos
-SMALL_FACE_WEIGHTS = "yolo_face_small.pt"  # fourfold-blur --method yolo --small-faces: faces of 5-20 px too
+SMALL_FACE_WEIGHTS = "yolo_face_small.pt"  # fourfold-blur --method yolo --small-faces: faces of 8-20 px too
 YOLO_THRESHOLD = 0.3  # the authors' confidence threshold, for weights that carry no calibrated one
 YOLO_PYRAMID: tuple[int, ...] = (640, 320)  # extra YOLO passes: twice and once the training size (320 px)
 # YoloDetector(upscale=True), the tool's --method yolo since issue 21: frames up to UPSCALE_MAX (longer side:
