@@ -38,11 +38,12 @@ LABELS = Path(__file__).resolve().parents[1] / "resources" / "vtest_faces.json"
 def load_labels(clip: Path, labels: Path = LABELS) -> dict[int, tuple[np.ndarray, list[str]]] | None:
     """The by-eye labels, frame index -> (boxes (M, 4), label per box), when ``clip`` is the labelled file
     (by sha256); None for any other clip."""
-    import hashlib
     import json
 
+    from fourfold.faceblur.data.realsources import sha256
+
     data = json.loads(labels.read_text())
-    if hashlib.sha256(clip.read_bytes()).hexdigest() != data["sha256"]:
+    if sha256(clip) != data["sha256"]:
         return None
     out: dict[int, tuple[list, list]] = {}
     for item in data["boxes"]:
@@ -85,8 +86,6 @@ def cover(
     method's overlaps) and ``unmatched`` (the method's boxes that overlap none of the reference's); with
     ``labelled`` (per frame: (boxes, labels) from ``load_labels``, or None for an unlabelled frame) also
     ``against_labels``'s counts."""
-    from fourfold.faceblur.tool.boxes import iou_matrix
-
     start = time.perf_counter()
     found = [np.asarray(method(frame), float).reshape(-1, 4) for frame in frames]
     seconds = (time.perf_counter() - start) / max(len(frames), 1)
@@ -98,22 +97,30 @@ def cover(
     if reference is not None:
         hit = missed = 0
         for mine, theirs in zip(found, reference, strict=True):
-            theirs = np.asarray(theirs, float).reshape(-1, 4)
-            overlap = iou_matrix(theirs, mine) >= AGREE_IOU if len(mine) and len(theirs) else None
-            hit += int(overlap.any(axis=1).sum()) if overlap is not None else 0
-            missed += len(mine) - (int(overlap.any(axis=0).sum()) if overlap is not None else 0)
+            theirs_hit, mine_hit = _overlaps(np.asarray(theirs, float).reshape(-1, 4), mine)
+            hit += int(theirs_hit.sum())
+            missed += int((~mine_hit).sum())
         res.update(reference_found=float(hit), unmatched=float(missed))
     if labelled is not None:
         res.update(against_labels(found, labelled))
     return res
 
 
+def _overlaps(truth: np.ndarray, mine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``truth``'s boxes one of ``mine`` overlaps (IoU >= ``AGREE_IOU``), and which of ``mine``
+    overlap one of ``truth``'s."""
+    from fourfold.faceblur.tool.boxes import iou_matrix
+
+    if not (len(truth) and len(mine)):
+        return np.zeros(len(truth), bool), np.zeros(len(mine), bool)
+    overlap = iou_matrix(truth, mine) >= AGREE_IOU
+    return overlap.any(axis=1), overlap.any(axis=0)
+
+
 def against_labels(found: list[np.ndarray], labelled: list) -> dict[str, float]:
     """Counts over the labelled frames: ``faces`` and ``faces_found``, ``face_frames`` (frames holding a
     labelled face) and ``face_frames_found`` (those where one is found), ``heads_found`` (heads from behind),
     ``on_other`` (labelled non-heads a box overlaps) and ``outside_labels`` (boxes overlapping no label)."""
-    from fourfold.faceblur.tool.boxes import iou_matrix
-
     res = dict.fromkeys(("faces", "faces_found", "face_frames", "face_frames_found"), 0.0)
     res.update(heads_found=0.0, on_other=0.0, outside_labels=0.0)
     for mine, truth in zip(found, labelled, strict=True):
@@ -121,13 +128,8 @@ def against_labels(found: list[np.ndarray], labelled: list) -> dict[str, float]:
             continue
         boxes, names = truth
         names = np.asarray(names)
-        hit = np.zeros(len(names), bool)
-        if len(mine) and len(boxes):
-            overlap = iou_matrix(boxes, mine) >= AGREE_IOU
-            hit = overlap.any(axis=1)
-            res["outside_labels"] += float((~overlap.any(axis=0)).sum())
-        else:
-            res["outside_labels"] += float(len(mine))
+        hit, mine_hit = _overlaps(boxes, mine)
+        res["outside_labels"] += float((~mine_hit).sum())
         faces = names == "face"
         res["faces"] += float(faces.sum())
         res["faces_found"] += float((hit & faces).sum())
